@@ -1,0 +1,209 @@
+"""The functions catalog: each built-in function's name, folder slug, kind, visibility
+and the JSON Schema of its ``config``. The control plane validates definitions against
+it; each function folder serves the handler of one entry.
+
+Templates: string values in a config may hold ``{{ ... }}`` expressions over the packet
+(``payload``, ``job``, ``step``...), rendered by the runtime before the handler runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ManualConfig(_Config):
+    """Started by a person (UI or API) with the payload they give."""
+
+
+class CronJobConfig(_Config):
+    schedule: str = Field(description="5-field cron expression", examples=["*/5 * * * *"])
+    timezone: str = Field(default="UTC", description="IANA time zone of the schedule")
+    payload: Any = Field(default_factory=dict, description="the job's payload at each tick")
+
+
+class WebhookConfig(_Config):
+    payload_schema: dict[str, Any] | None = Field(
+        default=None, description="JSON Schema the posted data must satisfy"
+    )
+    token_sha256: str | None = Field(
+        default=None,
+        pattern="^[0-9a-fA-F]{64}$",
+        description="SHA-256 (hex) of the bearer token a direct call to the Webhook function "
+        "must carry; calls through the control plane use an API token instead",
+    )
+
+
+class PagePagination(_Config):
+    """Numbered pages: ``param`` counts up from ``start`` until a page has no items."""
+
+    mode: Literal["page"] = "page"
+    param: str = "page"
+    start: int = 1
+    size_param: str | None = None
+    size: int | None = Field(default=None, ge=1)
+    max_pages: int = Field(default=100, ge=1, le=10_000)
+
+
+class NextLinkPagination(_Config):
+    """Each response names the next page's URL at ``next_path`` (JMESPath); none ends."""
+
+    mode: Literal["next_link"]
+    next_path: str
+    max_pages: int = Field(default=100, ge=1, le=10_000)
+
+
+class HttpRequestConfig(_Config):
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"] = "GET"
+    url: str = Field(description="absolute URL, or a path under the connection's base_url")
+    connection: str | None = Field(default=None, description="an `http` connection's name")
+    headers: dict[str, str] = Field(default_factory=dict)
+    query: dict[str, Any] = Field(default_factory=dict)
+    body: Any = Field(default=None, description="JSON body")
+    items_path: str | None = Field(
+        default=None, description="JMESPath that extracts the list of items from the response"
+    )
+    pagination: PagePagination | NextLinkPagination | None = Field(
+        default=None, description="fetch every page and return all items (needs items_path)"
+    )
+    timeout_s: float = Field(default=30.0, gt=0, le=300)
+
+
+class RdStationGetLeadsConfig(_Config):
+    connection: str = Field(description="an `http` connection holding the Bearer token")
+    segmentation_id: int | str
+    base: str = Field(default="https://api.rd.services", description="API base URL")
+    page_size: int = Field(default=125, ge=1, le=125)
+
+
+class DatabaseQueryConfig(_Config):
+    sql: str = Field(min_length=1, description="SQL with :named parameters bound from the payload")
+    connection: str | None = Field(
+        default=None,
+        description="a `postgres` connection's name; none means the platform's own database "
+        "(operators only), in the same transaction as the outbox",
+    )
+    result: Literal["rows", "rowcount", "payload"] = Field(
+        default="rows",
+        description="what the step outputs: the rows read, the row count, or the input payload",
+    )
+
+
+class ConditionBranch(_Config):
+    when: str = Field(description="CEL expression over `payload`")
+    next: str
+
+
+class ConditionConfig(_Config):
+    branches: list[ConditionBranch] = Field(min_length=1)
+    default: str | None = None
+
+
+class TransformConfig(_Config):
+    expression: str = Field(description="JMESPath expression over the payload")
+
+
+class WorkflowCallConfig(_Config):
+    workflow_id: str
+    payload: Any = Field(default=None, description="the child's payload; default: this payload")
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    name: str
+    slug: str
+    kind: Literal["trigger", "action"]
+    visibility: Literal["public", "private"]
+    description: str
+    config: type[BaseModel]
+
+    @property
+    def config_schema(self) -> dict[str, Any]:
+        return self.config.model_json_schema()
+
+
+CATALOG: dict[str, FunctionSpec] = {
+    spec.name: spec
+    for spec in (
+        FunctionSpec(
+            "Manual",
+            "manual",
+            "trigger",
+            "public",
+            "A job started by a person from the UI or the API.",
+            ManualConfig,
+        ),
+        FunctionSpec(
+            "CronJob",
+            "cronjob",
+            "trigger",
+            "public",
+            "Starts a job on a cron schedule.",
+            CronJobConfig,
+        ),
+        FunctionSpec(
+            "Webhook",
+            "webhook",
+            "trigger",
+            "public",
+            "Starts a job from an HTTP call to the step's URL.",
+            WebhookConfig,
+        ),
+        FunctionSpec(
+            "Http.request",
+            "http-request",
+            "action",
+            "public",
+            "Calls an HTTP API.",
+            HttpRequestConfig,
+        ),
+        FunctionSpec(
+            "RdStation.getLeads",
+            "rdstation-getleads",
+            "action",
+            "public",
+            "Pages through an RD Station Marketing segmentation's contacts.",
+            RdStationGetLeadsConfig,
+        ),
+        FunctionSpec(
+            "Database.query",
+            "database-query",
+            "action",
+            "public",
+            "Runs parameterised SQL on a stored connection.",
+            DatabaseQueryConfig,
+        ),
+        FunctionSpec(
+            "Condition",
+            "condition",
+            "action",
+            "public",
+            "Picks the next step with the first CEL expression that holds.",
+            ConditionConfig,
+        ),
+        FunctionSpec(
+            "Transform",
+            "transform",
+            "action",
+            "public",
+            "Reshapes the payload with a JMESPath expression.",
+            TransformConfig,
+        ),
+        FunctionSpec(
+            "Workflow.call",
+            "workflow-call",
+            "action",
+            "public",
+            "Runs another workflow as a step and continues with its result.",
+            WorkflowCallConfig,
+        ),
+    )
+}
+
+# Triggers the control plane runs itself: they need no function server.
+IN_PROCESS = frozenset({"Manual"})

@@ -1,0 +1,86 @@
+"""The database connector of the runtime: a psycopg 3 async pool, the named queries,
+and the one place where driver errors become Stepline errors."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from stepline.errors import DatabaseUnavailable
+
+_QUERY_NAME = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
+POOL_TIMEOUT_S = 10.0
+
+
+@cache
+def queries() -> dict[str, str]:
+    """The named queries of ``sql/queries.sql``, by name."""
+    text = resources.files("stepline.sql").joinpath("queries.sql").read_text()
+    parts = _QUERY_NAME.split(text)[1:]
+    return {name: body.strip() for name, body in zip(parts[::2], parts[1::2], strict=True)}
+
+
+def q(name: str) -> str:
+    return queries()[name]
+
+
+def jsonb(value: Any) -> Jsonb:
+    return Jsonb(value)
+
+
+@contextmanager
+def translate_errors() -> Iterator[None]:
+    """Connection-level failures are temporary for the caller: nothing was committed."""
+    try:
+        yield
+    except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as exc:
+        raise DatabaseUnavailable(f"database unavailable: {exc}") from exc
+
+
+def create_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> AsyncConnectionPool:
+    """A pool that is opened by the caller (``await pool.open()``) in its event loop,
+    and checks each connection before lending it, so a terminated backend is replaced
+    instead of failing the next delivery."""
+    return AsyncConnectionPool(
+        url,
+        min_size=min_size,
+        max_size=max_size,
+        open=False,
+        timeout=POOL_TIMEOUT_S,
+        kwargs={"row_factory": dict_row, "autocommit": True},
+        check=AsyncConnectionPool.check_connection,
+    )
+
+
+@asynccontextmanager
+async def connection(pool: AsyncConnectionPool) -> AsyncIterator[psycopg.AsyncConnection]:
+    with translate_errors():
+        async with pool.connection() as conn:
+            yield conn
+
+
+async def fetch_one(conn: psycopg.AsyncConnection, name: str, /, **params: Any) -> Any:
+    """The first row of a named query as a dict (whatever the connection's row factory)."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(q(name), params)
+        return await cur.fetchone()
+
+
+async def fetch_all(conn: psycopg.AsyncConnection, name: str, /, **params: Any) -> list[Any]:
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(q(name), params)
+        return await cur.fetchall()
+
+
+async def execute(conn: psycopg.AsyncConnection, name: str, /, **params: Any) -> int:
+    cur = await conn.execute(q(name), params)
+    return cur.rowcount

@@ -1,0 +1,150 @@
+"""The host of every function: the object ``new()`` returns to func-python.
+
+func-python decodes the CloudEvent (``scope["event"]``), answers the health probes and
+calls :meth:`FunctionHost.handle`. Here the runtime's outcome becomes an HTTP status, in
+one place (:func:`http_status`), with the transport's rules in mind: eventing-rabbitmq
+retries 404/413/425/429/502/503/504 and dead-letters everything else, so a failure the
+transport should retry is a 503, never a 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+from stepline.db import create_pool
+from stepline.errors import (
+    ConfigurationError,
+    DatabaseUnavailable,
+    MalformedEvent,
+    PermanentError,
+    Rejected,
+    TemporaryError,
+    Unauthorized,
+)
+from stepline.settings import Settings
+from stepline.step import Handler, Outcome, RawHttp, StepRuntime, Trigger
+
+log = logging.getLogger(__name__)
+
+POOL_MAX_SIZE = 20
+RETRY_AFTER_S = 1
+
+
+def http_status(outcome: Outcome | BaseException) -> int:
+    """The one mapping from what happened to a delivery to the HTTP status answered."""
+    if isinstance(outcome, Outcome):
+        # recorded: succeeded, failed (with its dead letter), retry scheduled, duplicate,
+        # cancelled. The transport's part is done.
+        return 200
+    if isinstance(outcome, MalformedEvent):
+        return 400
+    if isinstance(outcome, Unauthorized):
+        return 401
+    if isinstance(outcome, DatabaseUnavailable | TemporaryError):
+        return 503
+    if isinstance(outcome, PermanentError):
+        return 422  # a trigger that cannot fire: kept as a dead letter
+    return 500
+
+
+class FunctionHost:
+    """Serves one handler under func-python: ``def new(): return FunctionHost(Handler())``."""
+
+    def __init__(self, handler: Handler, *, settings: Settings | None = None) -> None:
+        self.handler = handler
+        self._settings = settings
+        self._runtime: StepRuntime | None = None
+        self._opened: asyncio.Task[None] | None = None
+
+    def start(self, cfg: dict[str, str]) -> None:
+        """func-python's start hook: settings are read here, once."""
+        settings = self._settings or Settings()
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per call is noise
+        url = settings.database_url
+        if not url:
+            raise ConfigurationError("STEPLINE_DATABASE_URL is not set")
+        pool = create_pool(url, max_size=POOL_MAX_SIZE)
+        self._runtime = StepRuntime(pool=pool, handler=self.handler, settings=settings)
+
+    async def _runtime_ready(self) -> StepRuntime:
+        if self._runtime is None:
+            self.start({})
+        assert self._runtime is not None
+        if self._opened is None:
+            self._opened = asyncio.ensure_future(self._runtime.pool.open(wait=False))
+        await self._opened
+        return self._runtime
+
+    async def handle(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if isinstance(self.handler, RawHttp):
+            return await self._handle_http(scope, receive, send)
+        event = scope["event"]
+        try:
+            runtime = await self._runtime_ready()
+            if isinstance(self.handler, Trigger):
+                body = await self.handler.fire(runtime, event)
+                outcome: Outcome | BaseException = Outcome.SUCCEEDED
+            else:
+                outcome = await runtime.deliver(event)
+                body = {"outcome": str(outcome)}
+        except Exception as exc:
+            outcome = exc
+            body = error_body(exc)
+            if http_status(exc) == 500:
+                log.exception("delivery of event %s failed", event.get_id())
+            else:
+                log.warning("delivery of event %s: %s", event.get_id(), exc)
+        await respond(send, http_status(outcome), body)
+
+    async def _handle_http(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """func-python's ``invoke: http``: the handler reads the request itself."""
+        try:
+            runtime = await self._runtime_ready()
+            status, body = await self.handler.http(runtime, scope, await read_body(receive))
+        except Exception as exc:
+            status, body = http_status(exc), error_body(exc)
+            if status == 500:
+                log.exception("request %s %s failed", scope.get("method"), scope.get("path"))
+        await respond(send, status, body)
+
+    def alive(self) -> bool:
+        return True
+
+    def ready(self) -> bool:
+        return self._runtime is not None
+
+    def stop(self) -> None:
+        if self._runtime is not None and self._opened is not None:
+            asyncio.get_running_loop().create_task(self._runtime.pool.close())
+
+
+def error_body(exc: BaseException) -> dict[str, Any]:
+    error: dict[str, Any] = {"type": type(exc).__name__, "message": str(exc)}
+    if isinstance(exc, Rejected):
+        error["problems"] = exc.problems
+    return {"error": error}
+
+
+async def read_body(receive: Any) -> bytes:
+    chunks, more = [], True
+    while more:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        more = message.get("more_body", False)
+    return b"".join(chunks)
+
+
+async def respond(send: Any, status: int, body: dict[str, Any]) -> None:
+    raw = getattr(send, "http", send)  # func-python wraps send; plain ASGI send works too
+    payload = json.dumps(body).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(payload)).encode()),
+    ]
+    if status == 503:
+        headers.append((b"retry-after", str(RETRY_AFTER_S).encode()))
+    await raw({"type": "http.response.start", "status": status, "headers": headers})
+    await raw({"type": "http.response.body", "body": payload})

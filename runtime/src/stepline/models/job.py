@@ -1,0 +1,99 @@
+"""Jobs (one run of a workflow) and processes (one execution of one step for one
+message). A job never holds a counter: its counts and its end are derived from its
+processes, so a fan-out of thousands never queues behind one row lock."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    CheckConstraint,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    String,
+    Text,
+    text,
+)
+from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.orm import Mapped, mapped_column
+
+from stepline.models.base import Base, Created, JsonNullable, UuidPk
+
+JOB_STATUSES = ("running", "succeeded", "failed", "cancelled")
+PROCESS_STATUSES = ("pending", "running", "succeeded", "failed", "cancelled")
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+    __table_args__ = (
+        CheckConstraint(f"status IN {JOB_STATUSES}", name="status"),
+        Index(None, "account_id", "created_at"),
+        Index(None, "workflow_id", "created_at"),
+        Index("ix_jobs_running", "created_at", postgresql_where=text("status = 'running'")),
+        Index(
+            "uq_jobs_workflow_idempotency",
+            "workflow_id",
+            "idempotency_key",
+            unique=True,
+            postgresql_where=text("idempotency_key IS NOT NULL"),
+        ),
+        Index(None, "parent_process_id", postgresql_where=text("parent_process_id IS NOT NULL")),
+    )
+
+    id: Mapped[UuidPk]
+    account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    workflow_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("workflows.id", ondelete="CASCADE"))
+    workflow_version_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("workflow_versions.id"))
+    version: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(20), server_default=text("'running'"))
+    trigger: Mapped[str] = mapped_column(String(20))
+    payload: Mapped[JsonNullable]
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    # Workflow.call: the parent's waiting process, and how deep the call chain is
+    parent_process_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    depth: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    user_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[Created]
+    finished_at: Mapped[datetime | None]
+
+
+class Process(Base):
+    __tablename__ = "processes"
+    __table_args__ = (
+        CheckConstraint(f"status IN {PROCESS_STATUSES}", name="status"),
+        ForeignKeyConstraint(
+            ["workflow_version_id", "step_id"], ["steps.workflow_version_id", "steps.id"]
+        ),
+        Index(None, "job_id", "created_at"),
+        # the job-end check reads only outstanding processes
+        Index(
+            "ix_processes_outstanding",
+            "job_id",
+            postgresql_where=text("status IN ('pending', 'running')"),
+        ),
+        Index(None, "account_id", "created_at"),
+        Index(None, "parent_id", postgresql_where=text("parent_id IS NOT NULL")),
+    )
+
+    id: Mapped[UuidPk]
+    job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    workflow_version_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    step_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    step_key: Mapped[str] = mapped_column(String(100))
+    function: Mapped[str] = mapped_column(String(100))
+    parent_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    status: Mapped[str] = mapped_column(String(20), server_default=text("'pending'"))
+    attempt: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    input: Mapped[JsonNullable]
+    output: Mapped[JsonNullable]
+    error: Mapped[dict[str, Any] | None]
+    logs: Mapped[list[Any] | None]
+    created_at: Mapped[Created]
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]

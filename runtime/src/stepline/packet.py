@@ -1,0 +1,112 @@
+"""The packet, the standard message between steps, and its CloudEvent form.
+
+Pure conversions only: no I/O here. On the wire a packet is the ``data`` of a binary-mode
+CloudEvent whose ``id`` is unique per message and stable across redeliveries (it is the
+outbox row's ``event_id``)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from cloudevents.core.base import BaseCloudEvent
+from cloudevents.core.v1.event import CloudEvent
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from stepline.errors import MalformedEvent
+
+EVENT_TYPE = "dev.stepline.process.v1"
+JSON = "application/json"
+
+
+class Ref(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    id: uuid.UUID
+
+
+class WorkflowRef(Ref):
+    version: int = Field(ge=1)
+
+
+class StepRef(Ref):
+    key: str
+
+
+class ProcessRef(Ref):
+    parent_id: uuid.UUID | None = None
+
+
+class Packet(BaseModel):
+    """``{payload, account, user, job, workflow, step, process, attempt}`` of the brief."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    payload: Any
+    account: Ref
+    user: Ref | None = None
+    job: Ref
+    workflow: WorkflowRef
+    step: StepRef
+    process: ProcessRef
+    attempt: int = Field(default=1, ge=1)
+
+    def for_step(
+        self, *, step_id: uuid.UUID, step_key: str, payload: Any, process_id: uuid.UUID
+    ) -> Packet:
+        """The packet of a message this process sends on to the next step."""
+        return self.model_copy(
+            update={
+                "payload": payload,
+                "step": StepRef(id=step_id, key=step_key),
+                "process": ProcessRef(id=process_id, parent_id=self.process.id),
+                "attempt": 1,
+            }
+        )
+
+    def retry(self) -> Packet:
+        return self.model_copy(update={"attempt": self.attempt + 1})
+
+
+def event_attributes(packet: Packet, *, event_id: uuid.UUID) -> dict[str, Any]:
+    """The CloudEvent attributes of a packet. Extension names are lowercase
+    alphanumeric, as eventing-rabbitmq requires."""
+    return {
+        "specversion": "1.0",
+        "id": str(event_id),
+        "type": EVENT_TYPE,
+        "source": f"/stepline/workflows/{packet.workflow.id}/steps/{packet.step.key}",
+        "subject": str(packet.process.id),
+        "datacontenttype": JSON,
+        "time": datetime.now(UTC).isoformat(),
+        "jobid": str(packet.job.id),
+        "processid": str(packet.process.id),
+        "attempt": str(packet.attempt),
+    }
+
+
+def to_cloudevent(attributes: dict[str, Any], data: Any) -> CloudEvent:
+    attrs = dict(attributes)
+    if isinstance(attrs.get("time"), str):
+        attrs["time"] = datetime.fromisoformat(attrs["time"])
+    return CloudEvent(attributes=attrs, data=data)
+
+
+def packet_from_event(event: BaseCloudEvent) -> Packet:
+    """The packet a delivered CloudEvent carries, or :class:`MalformedEvent` saying why not."""
+    if event.get_type() != EVENT_TYPE:
+        raise MalformedEvent(f"event type {event.get_type()!r} is not {EVENT_TYPE!r}")
+    data = event.get_data()
+    if isinstance(data, bytes | str):
+        raise MalformedEvent("event data is not JSON (datacontenttype must be application/json)")
+    try:
+        return Packet.model_validate(data)
+    except ValidationError as exc:
+        raise MalformedEvent(f"event data is not a packet: {describe(exc)}") from exc
+
+
+def describe(exc: ValidationError) -> str:
+    """A validation error as one line naming each field that is wrong."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}" for err in exc.errors()
+    )

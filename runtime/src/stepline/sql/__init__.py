@@ -1,0 +1,1 @@
+"""Every hot-path query of Stepline, named, in ``queries.sql``."""

@@ -1,0 +1,239 @@
+-- The hot paths of Stepline as named SQL: the step transaction (inbox, process,
+-- outbox), the job's end, and the relay's claim. Parameters are psycopg %(name)s.
+
+-- name: load_delivery
+-- The process a delivery is for, with its job's state.
+SELECT p.status, p.attempt, p.job_id, p.account_id, j.status AS job_status
+FROM processes p JOIN jobs j ON j.id = p.job_id
+WHERE p.id = %(process_id)s;
+
+-- name: inbox_seen
+SELECT 1 FROM inbox WHERE consumer = %(consumer)s AND event_id = %(event_id)s;
+
+-- name: inbox_record
+-- The one statement that makes a delivery count: no row back means another delivery of
+-- the same event already committed, and this transaction must roll back.
+INSERT INTO inbox (consumer, event_id, process_id)
+VALUES (%(consumer)s, %(event_id)s, %(process_id)s)
+ON CONFLICT DO NOTHING
+RETURNING 1;
+
+-- name: process_begin
+UPDATE processes
+SET status = 'running', attempt = %(attempt)s, started_at = coalesce(started_at, now())
+WHERE id = %(process_id)s AND status IN ('pending', 'running');
+
+-- name: process_succeed
+UPDATE processes
+SET status = 'succeeded', output = %(output)s, logs = coalesce(logs, '[]'::jsonb) || %(logs)s, error = NULL,
+    finished_at = now()
+WHERE id = %(process_id)s AND status IN ('pending', 'running');
+
+-- name: process_fail
+UPDATE processes
+SET status = 'failed', error = %(error)s, logs = coalesce(logs, '[]'::jsonb) || %(logs)s, finished_at = now()
+WHERE id = %(process_id)s AND status IN ('pending', 'running')
+RETURNING job_id, account_id;
+
+-- name: process_wait_retry
+-- A temporary failure with attempts left: back to pending until the retry is delivered.
+UPDATE processes
+SET status = 'pending', error = %(error)s, logs = coalesce(logs, '[]'::jsonb) || %(logs)s
+WHERE id = %(process_id)s AND status IN ('pending', 'running');
+
+-- name: process_cancel
+UPDATE processes SET status = 'cancelled', finished_at = now()
+WHERE id = %(process_id)s AND status IN ('pending', 'running');
+
+-- name: processes_insert
+-- Many processes in one round trip, from a JSON array of rows.
+INSERT INTO processes (id, job_id, account_id, workflow_version_id, step_id, step_key,
+                       function, parent_id, input)
+SELECT r.id, r.job_id, r.account_id, r.workflow_version_id, r.step_id, r.step_key,
+       r.function, r.parent_id, r.input
+FROM jsonb_to_recordset(%(rows)s) AS r(id uuid, job_id uuid, account_id uuid,
+     workflow_version_id uuid, step_id uuid, step_key text, function text,
+     parent_id uuid, input jsonb);
+
+-- name: outbox_insert
+-- Many outbox rows in one round trip, from a JSON array of rows.
+INSERT INTO outbox (event_id, destination, job_id, process_id, attributes, data, not_before)
+SELECT r.event_id, r.destination, r.job_id, r.process_id, r.attributes, r.data,
+       coalesce(r.not_before, now())
+FROM jsonb_to_recordset(%(rows)s) AS r(event_id uuid, destination text, job_id uuid,
+     process_id uuid, attributes jsonb, data jsonb, not_before timestamptz);
+
+-- name: dead_letter_insert
+INSERT INTO dead_letters (consumer, event_id, account_id, job_id, process_id, origin,
+                          reason, headers, body)
+VALUES (%(consumer)s, %(event_id)s, %(account_id)s, %(job_id)s, %(process_id)s,
+        %(origin)s, %(reason)s, %(headers)s, %(body)s)
+ON CONFLICT (consumer, event_id) WHERE event_id IS NOT NULL DO NOTHING;
+
+-- name: job_finish
+-- Run after the commit that finished a process, never inside it: the last process to
+-- commit is sure to see every other one committed, so exactly one check ends the job.
+UPDATE jobs
+SET status = CASE WHEN EXISTS (SELECT 1 FROM processes
+                               WHERE job_id = %(job_id)s AND status = 'failed')
+                  THEN 'failed' ELSE 'succeeded' END,
+    finished_at = now()
+WHERE id = %(job_id)s AND status = 'running'
+  AND NOT EXISTS (SELECT 1 FROM processes
+                  WHERE job_id = %(job_id)s AND status IN ('pending', 'running'))
+RETURNING status, parent_process_id;
+
+-- name: jobs_finish_stale
+-- The same end, for running jobs whose last check was lost to a crash.
+UPDATE jobs j
+SET status = CASE WHEN EXISTS (SELECT 1 FROM processes p
+                               WHERE p.job_id = j.id AND p.status = 'failed')
+                  THEN 'failed' ELSE 'succeeded' END,
+    finished_at = now()
+WHERE j.status = 'running' AND j.created_at < now() - make_interval(secs => %(min_age_s)s)
+  AND NOT EXISTS (SELECT 1 FROM processes p
+                  WHERE p.job_id = j.id AND p.status IN ('pending', 'running'))
+RETURNING j.id, j.status, j.parent_process_id;
+
+-- name: version_steps
+SELECT s.id, s.key, s.name, s.function, s.config, s.next_key, s.output, s.retry,
+       s.workflow_id, s.workflow_version_id
+FROM steps s JOIN workflow_versions v ON v.id = s.workflow_version_id
+WHERE v.workflow_id = %(workflow_id)s AND v.version = %(version)s
+ORDER BY s.position;
+
+-- name: connection_by_name
+SELECT kind, config, secret FROM connections
+WHERE account_id = %(account_id)s AND name = %(name)s;
+
+-- name: outbox_claim
+-- A batch of due rows for this relay, leased so that several relays share the work
+-- and a crashed relay's rows come back when the lease runs out.
+UPDATE outbox o
+SET claimed_until = now() + make_interval(secs => %(lease_s)s),
+    claimed_by = %(relay)s, attempts = o.attempts + 1
+FROM (SELECT id FROM outbox
+      WHERE status = 'pending' AND not_before <= now()
+        AND (claimed_until IS NULL OR claimed_until < now())
+      ORDER BY not_before, id
+      LIMIT %(limit)s
+      FOR UPDATE SKIP LOCKED) due
+WHERE o.id = due.id
+RETURNING o.id, o.event_id, o.destination, o.attributes, o.data, o.attempts, o.job_id,
+          o.process_id;
+
+-- name: outbox_mark_sent
+UPDATE outbox SET status = 'sent', sent_at = now(), claimed_until = NULL, last_error = NULL
+WHERE id = ANY(%(ids)s) AND status = 'pending';
+
+-- name: outbox_mark_retry
+-- Back to the queue after a failed delivery, with the error and when to try again.
+UPDATE outbox SET claimed_until = NULL, last_error = r.error,
+       not_before = now() + make_interval(secs => r.delay_s)
+FROM jsonb_to_recordset(%(rows)s) AS r(id bigint, error text, delay_s float8)
+WHERE outbox.id = r.id AND outbox.status = 'pending';
+
+-- name: outbox_mark_dead
+UPDATE outbox SET status = 'dead', claimed_until = NULL, last_error = %(error)s
+WHERE id = %(id)s AND status = 'pending';
+
+-- name: outbox_next_due
+-- How long the relay may sleep when nothing is due.
+SELECT extract(epoch FROM min(greatest(not_before, coalesce(claimed_until, not_before))) - now())
+FROM outbox WHERE status = 'pending';
+
+-- name: job_insert
+-- A retried start with the same idempotency key inserts nothing and returns no row.
+INSERT INTO jobs (id, account_id, workflow_id, workflow_version_id, version, trigger,
+                  payload, idempotency_key, parent_process_id, depth, user_id)
+VALUES (%(id)s, %(account_id)s, %(workflow_id)s, %(workflow_version_id)s, %(version)s,
+        %(trigger)s, %(payload)s, %(idempotency_key)s, %(parent_process_id)s, %(depth)s,
+        %(user_id)s)
+ON CONFLICT (workflow_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+RETURNING id;
+
+-- name: job_by_idempotency_key
+SELECT id FROM jobs WHERE workflow_id = %(workflow_id)s AND idempotency_key = %(idempotency_key)s;
+
+-- name: trigger_process_insert
+-- The entry step of a job started by a trigger: done the moment the job starts.
+INSERT INTO processes (id, job_id, account_id, workflow_version_id, step_id, step_key,
+                       function, status, attempt, input, output, started_at, finished_at)
+VALUES (%(id)s, %(job_id)s, %(account_id)s, %(workflow_version_id)s, %(step_id)s,
+        %(step_key)s, %(function)s, 'succeeded', 1, %(payload)s, %(payload)s, now(), now());
+
+-- name: job_cancel
+UPDATE jobs SET status = 'cancelled', finished_at = now()
+WHERE id = %(job_id)s AND status = 'running'
+RETURNING id;
+
+-- name: job_cancel_processes
+UPDATE processes SET status = 'cancelled', finished_at = now()
+WHERE job_id = %(job_id)s AND status IN ('pending', 'running');
+
+-- name: job_cancel_outbox
+UPDATE outbox SET status = 'cancelled', claimed_until = NULL
+WHERE job_id = %(job_id)s AND status = 'pending';
+
+-- name: process_fail_by_transport
+-- The transport gave up on a message: its process fails (unless it already ended).
+UPDATE processes
+SET status = 'failed', error = %(error)s, finished_at = now()
+WHERE id = %(process_id)s AND status IN ('pending', 'running')
+RETURNING job_id;
+
+-- name: trigger_target
+-- The step a trigger fires, in its workflow's current version, with what may stop it.
+SELECT w.id AS workflow_id, w.account_id, w.current_version, v.id AS workflow_version_id,
+       v.entry_step_key, s.key AS step_key, s.function, s.config,
+       w.paused_at IS NOT NULL AS paused, w.blocked_at IS NOT NULL AS workflow_blocked,
+       a.blocked_at IS NOT NULL AS account_blocked, a.monthly_quota
+FROM steps s
+JOIN workflows w ON w.id = s.workflow_id AND w.deleted_at IS NULL
+JOIN workflow_versions v ON v.id = s.workflow_version_id AND v.version = w.current_version
+JOIN accounts a ON a.id = w.account_id
+WHERE s.id = %(step_id)s;
+
+-- name: processes_this_month
+-- What a monthly quota counts: the account's processes since :since (the month's start,
+-- UTC), counting no further than :cap, plus those of days already pruned into usage_daily.
+SELECT (SELECT count(*) FROM (SELECT 1 FROM processes
+                              WHERE account_id = %(account_id)s AND created_at >= %(since)s
+                              LIMIT %(cap)s) counted)
+     + (SELECT coalesce(sum(processes), 0) FROM usage_daily
+        WHERE account_id = %(account_id)s AND day >= %(since)s::date) AS n;
+
+-- name: usage_refused
+INSERT INTO usage_daily (account_id, day, refused) VALUES (%(account_id)s, %(day)s, 1)
+ON CONFLICT (account_id, day) DO UPDATE SET refused = usage_daily.refused + 1;
+
+-- name: process_packet
+-- What it takes to deliver a process again (a Workflow.call parent whose child ended).
+SELECT p.id, p.status, p.input, p.attempt, p.parent_id, p.step_id, p.step_key, p.function,
+       p.account_id, j.id AS job_id, j.workflow_id, j.version, j.user_id
+FROM processes p JOIN jobs j ON j.id = p.job_id
+WHERE p.id = %(process_id)s;
+
+-- name: process_wait
+-- The handler started something it waits for (a child job): the process stays running.
+UPDATE processes SET logs = coalesce(logs, '[]'::jsonb) || %(logs)s
+WHERE id = %(process_id)s AND status IN ('pending', 'running');
+
+-- name: child_job
+SELECT id, status FROM jobs WHERE parent_process_id = %(process_id)s
+ORDER BY created_at DESC LIMIT 1;
+
+-- name: job_depth
+SELECT depth FROM jobs WHERE id = %(job_id)s;
+
+-- name: job_result
+-- What a finished job produced: the outputs of its last steps (processes with no child).
+SELECT p.output FROM processes p
+WHERE p.job_id = %(job_id)s AND p.status = 'succeeded'
+  AND NOT EXISTS (SELECT 1 FROM processes c WHERE c.parent_id = p.id)
+ORDER BY p.created_at, p.id;
+
+-- name: workflow_current
+SELECT w.id, w.current_version, v.entry_step_key FROM workflows w
+JOIN workflow_versions v ON v.workflow_id = w.id AND v.version = w.current_version
+WHERE w.id = %(workflow_id)s AND w.account_id = %(account_id)s AND w.deleted_at IS NULL;

@@ -1,0 +1,100 @@
+"""A Webhook call, wherever it arrives (the control plane's ``POST /v1/hooks/{step_id}``
+or the Webhook function itself): a CloudEvent in binary or structured mode, or plain
+JSON, whose data becomes the job's payload. The CloudEvent's ``source`` + ``id``, or an
+``Idempotency-Key`` header, makes a retried call start one job. A ``payload_schema`` in
+the step's config is enforced; the step's ``token_sha256`` authenticates direct calls."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from cloudevents.core.bindings.http import HTTPMessage, from_http_event
+from cloudevents.core.exceptions import CloudEventValidationError
+from jsonschema import Draft202012Validator
+
+from stepline.errors import MalformedEvent, Rejected, Unauthorized
+from stepline.triggers import Fired, fire
+
+STRUCTURED = "application/cloudevents+json"
+
+
+@dataclass(frozen=True)
+class Call:
+    payload: Any
+    idempotency_key: str | None
+
+
+def parse(headers: dict[str, str], body: bytes) -> Call:
+    """The payload and idempotency key of a call (header names lowercase)."""
+    content_type = headers.get("content-type", "")
+    if "ce-id" in headers or content_type.startswith(STRUCTURED):
+        try:
+            event = from_http_event(HTTPMessage(headers=headers, body=body))
+        except (CloudEventValidationError, ValueError) as exc:
+            raise MalformedEvent(f"not a valid CloudEvent: {exc}") from exc
+        data = event.get_data()
+        if isinstance(data, bytes):
+            data = _json(data)
+        return Call(payload=data, idempotency_key=f"ce:{event.get_source()}:{event.get_id()}")
+    key = headers.get("idempotency-key")
+    return Call(payload=_json(body) if body else None, idempotency_key=key and f"key:{key}")
+
+
+def _json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise MalformedEvent(f"the body is not JSON: {exc}") from exc
+
+
+def token_check(token: str | None):
+    """For direct calls to the function: the bearer token's SHA-256 must match the
+    step's ``token_sha256``; a step without one accepts only the control plane."""
+
+    def check(config: dict[str, Any], payload: Any) -> None:
+        expected = config.get("token_sha256")
+        if not expected or not token:
+            raise Unauthorized("this Webhook needs a token (config.token_sha256)")
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        if not hmac.compare_digest(digest, expected.lower()):
+            raise Unauthorized("the token does not match this Webhook")
+        schema_check(config, payload)
+
+    return check
+
+
+def schema_check(config: dict[str, Any], payload: Any) -> None:
+    schema = config.get("payload_schema")
+    if not schema:
+        return
+    problems = [
+        {
+            "field": "payload"
+            + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err.absolute_path),
+            "message": err.message,
+        }
+        for err in Draft202012Validator(schema).iter_errors(payload)
+    ]
+    if problems:
+        raise Rejected("the payload does not satisfy the step's payload_schema", problems)
+
+
+async def accept(
+    conn: psycopg.AsyncConnection, *, step_id: uuid.UUID, call: Call, check=schema_check
+) -> Fired:
+    """Fire the Webhook step with the call, in the caller's transaction."""
+    return await fire(
+        conn,
+        step_id=step_id,
+        function="Webhook",
+        payload=call.payload,
+        trigger="webhook",
+        idempotency_key=call.idempotency_key,
+        check=check,
+    )
