@@ -1,0 +1,165 @@
+"""The one-machine stand-in for eventing-rabbitmq's RabbitmqSource adapter: it consumes
+one function's queue and POSTs each message to the function's server as a binary-mode
+CloudEvent, so the function code runs exactly as it does under Knative.
+
+Each rule mirrors what the adapter does (``pkg/adapter/adapter.go``, ``pkg/rabbit/``,
+and the CloudEvents Go SDK's HTTP sender it uses):
+
+- **manual ack and a prefetch**: the adapter consumes with ``autoAck`` off and a channel
+  QoS prefetch (100 in current releases); so does this (``prefetch``, default 100).
+- **a parallelism setting**: the adapter hands deliveries to ``parallelism`` workers
+  (``RABBITMQ_CHANNEL_PARALLELISM``, the source's ``parallelism``); so does this.
+- **the queue is predeclared**: the adapter checks the queue passively and never
+  declares it; so does the consumer here (the relay declares the topology).
+- **the message becomes a CloudEvent as the adapter reads it**: ``ce-`` headers in
+  binary mode, an ``application/cloudevents`` content type in structured mode, anything
+  else wrapped in a new event (:mod:`stepline_relay.mapping`), then POSTed in binary
+  mode.
+- **ack on 2xx**: the adapter acks once the sender reports an ACK, i.e. a 2xx.
+- **retry 404, 413, 425, 429, 502, 503, 504 and connection errors with exponential
+  backoff**: the SDK's sender retries exactly those statuses and any error that carries
+  no status, waiting ``backoff_delay * 2**n`` before retry ``n`` (its exponential
+  strategy), ``retries`` times (the source's ``delivery.retry``,
+  ``HTTP_SENDER_RETRY``; the delay is ``delivery.backoffDelay``).
+- **otherwise reject without requeue**: any other status (a 500 included), retries
+  exhausted, or a message that is no CloudEvent: the adapter nacks with ``requeue``
+  false, so the queue's dead-letter exchange gets the message. A function that wants
+  the transport to try again answers 503, never 500.
+- **reconnect after a lost connection**: the adapter sleeps a second and consumes
+  again; unacked messages come back from RabbitMQ (at-least-once delivery), which the
+  functions' inbox makes harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+import aiohttp
+
+from stepline_relay.amqp import Broker, Consumer, Delivery
+from stepline_relay.mapping import HttpRequest, MappingError, from_amqp, to_http
+from stepline_relay.transport import TransportUnavailable
+
+log = logging.getLogger(__name__)
+
+RETRIED_STATUSES = frozenset({404, 413, 425, 429, 502, 503, 504})
+PREFETCH = 100
+PARALLELISM = 10
+RETRIES = 5
+BACKOFF_DELAY_S = 0.5
+REQUEST_TIMEOUT_S = 60.0
+RECONNECT_S = 1.0
+
+
+@dataclass(frozen=True)
+class DispatchOptions:
+    prefetch: int = PREFETCH
+    parallelism: int = PARALLELISM
+    retries: int = RETRIES
+    backoff_delay_s: float = BACKOFF_DELAY_S
+    request_timeout_s: float = REQUEST_TIMEOUT_S
+
+
+@dataclass(frozen=True)
+class Verdict:
+    ack: bool
+    reason: str = ""
+
+
+def retry_delay_s(options: DispatchOptions, retry: int) -> float:
+    """The wait before retry ``retry`` (1-based): the SDK's exponential backoff."""
+    return options.backoff_delay_s * 2 ** retry
+
+
+class Dispatcher:
+    """Feeds one queue to one function URL until ``stop`` is set."""
+
+    def __init__(self, *, broker: Broker, queue: str, url: str, session: aiohttp.ClientSession,
+                 options: DispatchOptions | None = None) -> None:
+        self.broker, self.queue, self.url, self.session = broker, queue, url, session
+        self.options = options or DispatchOptions()
+        self.acked = self.rejected = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                async with Consumer(self.broker, self.queue,
+                                    prefetch=self.options.prefetch) as consumer:
+                    log.info("dispatching %s to %s", self.queue, self.url)
+                    await self._work(consumer, stop)
+                if not stop.is_set():
+                    log.warning("dispatcher of %s lost its channel; consuming again in %.0fs",
+                                self.queue, RECONNECT_S)
+            except TransportUnavailable as exc:
+                log.warning("dispatcher of %s: %s; consuming again in %.0fs",
+                            self.queue, exc, RECONNECT_S)
+            if not stop.is_set():
+                await _sleep_unless(stop, RECONNECT_S)
+
+    async def _work(self, consumer: Consumer, stop: asyncio.Event) -> None:
+        workers = [asyncio.create_task(self._worker(consumer, stop))
+                   for _ in range(self.options.parallelism)]
+        try:
+            await asyncio.gather(*workers)
+        finally:
+            for task in workers:
+                task.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+
+    async def _worker(self, consumer: Consumer, stop: asyncio.Event) -> None:
+        while (delivery := await consumer.get(stop)) is not None:
+            # a message in hand is finished even if stop comes meanwhile
+            await asyncio.shield(self._settle(consumer, delivery))
+
+    async def _settle(self, consumer: Consumer, delivery: Delivery) -> None:
+        verdict = await self.handle(delivery)
+        if verdict.ack:
+            settled = await consumer.ack(delivery)
+            self.acked += settled  # added after the await: concurrent workers lose no count
+        else:
+            log.error("dispatcher of %s rejects message %s: %s", self.queue,
+                      delivery.message.message_id, verdict.reason)
+            settled = await consumer.reject(delivery)
+            self.rejected += settled
+
+    async def handle(self, delivery: Delivery) -> Verdict:
+        try:
+            request = to_http(from_amqp(delivery.message, queue=self.queue))
+        except MappingError as exc:
+            return Verdict(ack=False, reason=str(exc))
+        reason = ""
+        for retry in range(self.options.retries + 1):
+            if retry:
+                await asyncio.sleep(retry_delay_s(self.options, retry))
+            try:
+                status, text = await self._post(request)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                reason = f"POST {self.url}: {type(exc).__name__}: {exc}"
+                continue
+            if 200 <= status < 300:
+                return Verdict(ack=True)
+            reason = f"POST {self.url} answered {status}: {text[:300]}"
+            if status not in RETRIED_STATUSES:
+                return Verdict(ack=False, reason=reason)
+        return Verdict(ack=False, reason=f"gave up after {self.options.retries} retries: {reason}")
+
+    async def _post(self, request: HttpRequest) -> tuple[int, str]:
+        timeout = aiohttp.ClientTimeout(total=self.options.request_timeout_s)
+        async with self.session.post(self.url, headers=dict(request.headers),
+                                     data=request.body, timeout=timeout) as response:
+            return response.status, await response.text(errors="replace")
+
+
+def http_session(options: DispatchOptions) -> aiohttp.ClientSession:
+    """A session for one function, as many connections as the parallelism (call it in
+    the event loop that will use it)."""
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=options.parallelism))
+
+
+async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+    except TimeoutError:
+        pass

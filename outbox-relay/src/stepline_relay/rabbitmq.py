@@ -1,0 +1,77 @@
+"""The relay's production transport: each outbox row published to its function's queue
+as a persistent, mandatory, binary-mode CloudEvent, and reported sent only once RabbitMQ
+has confirmed it. A whole batch is in flight at once (one confirm per message, not one
+round trip per message).
+
+A row that cannot be mapped to a CloudEvent is dead at once (it never will be); a nack,
+a returned (unroutable) message or a broken connection is a retry. When the broker
+cannot be reached at all, :meth:`ready` says so before any row is claimed, so an outage
+spends no row's attempts. A returned message means a queue is missing: the topology is
+declared again before the next batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from stepline_relay.amqp import Broker, Publisher, declare
+from stepline_relay.mapping import MappingError, to_amqp
+from stepline_relay.topology import Topology, resolve_queue_type
+from stepline_relay.transport import Dead, Result, Retry, Row, Sent
+
+log = logging.getLogger(__name__)
+
+
+class RabbitmqTransport:
+    def __init__(self, *, broker: Broker, functions: tuple[str, ...], queue_type: str = "auto",
+                 prefix: str = "") -> None:
+        self.broker = broker
+        self.publisher = Publisher(broker)
+        self._functions, self._queue_type, self._prefix = functions, queue_type, prefix
+        self.topology: Topology | None = None
+        self._declared_for: object = None  # the connection the topology was declared on
+        self._unroutable_seen = 0
+        self._declaring = asyncio.Lock()
+
+    async def ready(self) -> None:
+        connection = await self.broker.connection()
+        if self._declared_for is connection and self.publisher.unroutable == self._unroutable_seen:
+            return
+        async with self._declaring:  # one pump declares, the others wait for it
+            await self._declare()
+
+    async def _declare(self) -> None:
+        connection = await self.broker.connection()
+        if self._declared_for is connection and self.publisher.unroutable == self._unroutable_seen:
+            return
+        unroutable = self.publisher.unroutable
+        if self.topology is None:
+            queue_type = resolve_queue_type(self._queue_type, await self.broker.server_version())
+            self.topology = Topology(functions=self._functions, queue_type=queue_type,
+                                     prefix=self._prefix)
+        await declare(self.broker, self.topology)
+        self._declared_for, self._unroutable_seen = connection, unroutable
+        log.info("RabbitMQ topology declared: %d %s queues and %s",
+                 len(self._functions), self.topology.queue_type,
+                 self.topology.dead_letter_queue)
+
+    async def deliver(self, rows: list[Row]) -> list[Result]:
+        assert self.topology is not None, "ready() first"
+        results: list[Result | None] = [None] * len(rows)
+        outgoing, positions = [], []
+        for i, row in enumerate(rows):
+            try:
+                outgoing.append((self.topology.queue(row.destination),
+                                 to_amqp(row.attributes, row.data)))
+                positions.append(i)
+            except MappingError as exc:
+                results[i] = Dead(row, str(exc))
+        errors = await self.publisher.publish(outgoing)
+        for i, error in zip(positions, errors, strict=True):
+            results[i] = Sent(rows[i]) if error is None else Retry(rows[i], error)
+        return [r for r in results if r is not None]
+
+    async def close(self) -> None:
+        await self.publisher.close()
+        await self.broker.close()

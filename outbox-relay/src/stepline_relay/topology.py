@@ -1,0 +1,92 @@
+"""What the platform declares on RabbitMQ, as plain values (declaring is ``amqp.py``'s).
+
+One durable queue per function, named exactly after it (``Http.request``), so a
+RabbitmqSource with ``predeclared: true`` and ``queueName: Http.request`` consumes it; every
+function queue dead-letters into one fanout exchange bound to one dead-letter queue, which
+the platform consumes and records (``deadletters.py``). The relay publishes through the
+default exchange with the queue's name as routing key and ``mandatory``, so a missing queue
+is a returned message (a failure), never a silent drop.
+
+Quorum queues are replicated and are RabbitMQ's recommended durable queue type from 3.8
+on; a quorum queue dead-letters at-least-once only with ``x-dead-letter-strategy:
+at-least-once``, which in turn needs ``x-overflow: reject-publish``. A prefix (default
+none) puts every name in its own namespace, for tests sharing one broker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from stepline.catalog import CATALOG, IN_PROCESS
+
+QueueType = Literal["classic", "quorum"]
+DEAD_LETTER_NAME = "stepline.dead-letters"
+# quorum queues (and at-least-once dead-lettering) arrived in RabbitMQ 3.8 and 3.10
+QUORUM_SINCE = (3, 10)
+
+
+def platform_functions() -> tuple[str, ...]:
+    """Every catalog function that runs as its own service, so has a queue."""
+    return tuple(sorted(name for name in CATALOG if name not in IN_PROCESS))
+
+
+@dataclass(frozen=True)
+class Topology:
+    functions: tuple[str, ...]
+    queue_type: QueueType = "classic"
+    prefix: str = ""
+
+    @property
+    def dead_letter_exchange(self) -> str:
+        return self.prefix + DEAD_LETTER_NAME
+
+    @property
+    def dead_letter_queue(self) -> str:
+        return self.prefix + DEAD_LETTER_NAME
+
+    def queue(self, function: str) -> str:
+        return self.prefix + function
+
+    def function_of(self, queue: str) -> str:
+        """The function a queue of this topology feeds (the queue's name less the prefix)."""
+        return queue[len(self.prefix):] if self.prefix and queue.startswith(self.prefix) else queue
+
+    def function_queue_arguments(self) -> dict[str, Any]:
+        arguments: dict[str, Any] = {"x-dead-letter-exchange": self.dead_letter_exchange}
+        if self.queue_type == "quorum":
+            arguments |= {"x-queue-type": "quorum", "x-overflow": "reject-publish",
+                          "x-dead-letter-strategy": "at-least-once"}
+        return arguments
+
+    def dead_letter_queue_arguments(self) -> dict[str, Any]:
+        return {"x-queue-type": "quorum"} if self.queue_type == "quorum" else {}
+
+    def queues(self) -> Iterable[str]:
+        return (self.queue(name) for name in self.functions)
+
+
+def resolve_queue_type(setting: str, server_version: tuple[int, ...] | None) -> QueueType:
+    """``auto`` picks quorum queues when the server has them, classic otherwise."""
+    if setting in ("classic", "quorum"):
+        return setting  # type: ignore[return-value]
+    if setting != "auto":
+        raise ValueError(f"queue type must be auto, classic or quorum, not {setting!r}")
+    return "quorum" if server_version is not None and server_version >= QUORUM_SINCE else "classic"
+
+
+def parse_version(text: str | bytes | None) -> tuple[int, ...] | None:
+    """``"3.10.8"`` -> ``(3, 10, 8)``; None when the server does not say."""
+    if isinstance(text, bytes):
+        text = text.decode("ascii", "replace")
+    if not text:
+        return None
+    parts = []
+    for part in text.split("."):
+        digits = part[:len(part) - len(part.lstrip("0123456789"))]
+        if digits:
+            parts.append(int(digits))
+        if not digits or digits != part:
+            break
+    return tuple(parts) or None
