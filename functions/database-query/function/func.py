@@ -1,0 +1,144 @@
+"""Database.query: parameterised SQL (``:name`` parameters bound from the payload,
+never formatted into the text) on a stored ``postgres`` connection, or — with no
+connection, for operator accounts only — on the platform's database inside the step
+transaction, so the query and the outbox commit together, exactly once."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import psycopg
+from psycopg.conninfo import make_conninfo
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+
+from stepline.catalog import CATALOG
+from stepline.errors import PermanentError, TemporaryError
+from stepline.host import FunctionHost
+from stepline.step import Context, StoredConnection
+
+# a quoted literal or identifier, a :: cast, or a :name parameter
+_TOKENS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|::|:([A-Za-z_][A-Za-z0-9_]*)|%")
+POOL_MAX_SIZE = 5
+
+
+def to_psycopg(sql: str) -> tuple[str, list[str]]:
+    """``:name`` parameters as psycopg's ``%(name)s``, with the names in order."""
+    names: list[str] = []
+
+    def replace(match: re.Match[str]) -> str:
+        token = match.group(0)
+        if token == "%":
+            return "%%"
+        if match.group(1):
+            names.append(match.group(1))
+            return f"%({match.group(1)})s"
+        return token
+
+    return _TOKENS.sub(replace, sql), names
+
+
+def bind(names: list[str], payload: Any) -> dict[str, Any]:
+    if names and not isinstance(payload, dict):
+        raise PermanentError(
+            f"the SQL has parameters ({', '.join(sorted(set(names)))}) but the payload is "
+            f"{type(payload).__name__}, not an object"
+        )
+    missing = sorted({n for n in names if n not in payload})
+    if missing:
+        raise PermanentError(f"the payload has no value for parameter(s): {', '.join(missing)}")
+    return {
+        n: Jsonb(payload[n]) if isinstance(payload[n], dict | list) else payload[n]
+        for n in set(names)
+    }
+
+
+def jsonable(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return json.loads(json.dumps(rows, default=str))
+
+
+class DatabaseQuery:
+    spec = CATALOG["Database.query"]
+
+    def __init__(self) -> None:
+        self._pools: dict[str, AsyncConnectionPool] = {}
+
+    def in_transaction(self, config: dict[str, Any]) -> bool:
+        return not config.get("connection")
+
+    async def run(self, ctx: Context) -> Any:
+        sql, names = to_psycopg(ctx.config["sql"])
+        params = bind(names, ctx.payload)
+        if ctx.transaction is not None:
+            await self._require_operator(ctx)
+            rows, count = await self._execute(ctx.transaction, sql, params)
+        else:
+            pool = await self._pool(await ctx.connection(ctx.config["connection"]))
+            try:
+                async with pool.connection() as conn:
+                    rows, count = await self._execute(conn, sql, params)
+            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                raise TemporaryError(f"connection {ctx.config['connection']!r}: {exc}") from exc
+        ctx.log(f"query affected {count} row(s)")
+        result = ctx.config.get("result", "rows")
+        if result == "rowcount":
+            return {"rowcount": count}
+        if result == "payload":
+            return ctx.payload
+        return rows
+
+    async def _execute(self, conn, sql: str, params: dict[str, Any]):
+        try:
+            async with conn.cursor(row_factory=dict_row) as cur:
+                await cur.execute(sql, params)
+                rows = jsonable(await cur.fetchall()) if cur.description else []
+                return rows, cur.rowcount
+        except (psycopg.OperationalError, psycopg.InterfaceError):
+            raise
+        except psycopg.Error as exc:
+            raise PermanentError(f"SQL failed: {exc.diag.message_primary or exc}") from exc
+
+    async def _require_operator(self, ctx: Context) -> None:
+        cur = await ctx.transaction.execute(
+            "SELECT is_operator FROM accounts WHERE id = %s", (ctx.packet.account.id,)
+        )
+        row = await cur.fetchone()
+        if not row or not (row["is_operator"] if isinstance(row, dict) else row[0]):
+            raise PermanentError(
+                "Database.query without a connection runs on the platform database, "
+                "which only operator accounts may use"
+            )
+
+    async def _pool(self, stored: StoredConnection) -> AsyncConnectionPool:
+        if stored.kind != "postgres":
+            raise PermanentError(f"connection {stored.name!r} is {stored.kind}, not postgres")
+        conninfo = conninfo_of(stored)
+        pool = self._pools.get(conninfo)
+        if pool is None:
+            pool = AsyncConnectionPool(
+                conninfo,
+                min_size=0,
+                max_size=POOL_MAX_SIZE,
+                open=False,
+                kwargs={"autocommit": True},
+                check=AsyncConnectionPool.check_connection,
+            )
+            await pool.open(wait=False)
+            self._pools[conninfo] = pool
+        return pool
+
+
+def conninfo_of(stored: StoredConnection) -> str:
+    config = {k: v for k, v in stored.config.items() if k in CONNINFO_KEYS}
+    password = stored.secret.get("password")
+    return make_conninfo(**config, **({"password": password} if password else {}))
+
+
+CONNINFO_KEYS = ("host", "port", "dbname", "user", "sslmode", "application_name", "connect_timeout")
+
+
+def new() -> FunctionHost:
+    return FunctionHost(DatabaseQuery())

@@ -1,0 +1,54 @@
+"""RdStation.getLeads: every contact of an RD Station Marketing segmentation, paging
+``GET {base}/platform/segmentations/{id}/contacts?page=N&page_size=M`` from page 1 until
+a page's ``contacts`` list is empty, with the Bearer token of an ``http`` connection.
+429 and 5xx from the API are temporary failures (the step's retry policy applies)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stepline.catalog import CATALOG
+from stepline.errors import PermanentError
+from stepline.host import FunctionHost
+from stepline.outbound import Outbound, bearer, decode
+from stepline.step import Context
+
+MAX_PAGES = 10_000
+
+
+class GetLeads:
+    spec = CATALOG["RdStation.getLeads"]
+
+    def __init__(self) -> None:
+        self.outbound = Outbound()
+
+    async def run(self, ctx: Context) -> list[dict[str, Any]]:
+        config = ctx.config
+        stored = await ctx.connection(config["connection"])
+        if stored.kind != "http" or not stored.secret.get("token"):
+            raise PermanentError(f"connection {stored.name!r} must be http with a secret token")
+        url = (
+            f"{config.get('base', 'https://api.rd.services').rstrip('/')}"
+            f"/platform/segmentations/{config['segmentation_id']}/contacts"
+        )
+        contacts: list[dict[str, Any]] = []
+        for page in range(1, MAX_PAGES + 1):
+            response = await self.outbound.request(
+                ctx,
+                "GET",
+                url,
+                headers=bearer(stored.secret),
+                params={"page": page, "page_size": config.get("page_size", 125)},
+            )
+            found = (decode(response) or {}).get("contacts")
+            if not isinstance(found, list):
+                raise PermanentError(f"page {page} has no `contacts` list")
+            if not found:
+                ctx.log(f"{len(contacts)} contacts in {page - 1} page(s)")
+                return contacts
+            contacts += found
+        raise PermanentError(f"more than {MAX_PAGES} pages")
+
+
+def new() -> FunctionHost:
+    return FunctionHost(GetLeads())
