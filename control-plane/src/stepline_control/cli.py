@@ -1,0 +1,51 @@
+"""``stepline-control``: ``serve`` the control plane, or ``run`` the whole platform on
+this machine (``make run``)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+import uvicorn
+
+from stepline.settings import Settings
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8080
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="stepline-control")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="serve the REST API")
+    serve.add_argument("--host", default=DEFAULT_HOST)
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT)
+    run = sub.add_parser("run", help="start the whole platform on this machine")
+    run.add_argument("--port", type=int, default=DEFAULT_PORT)
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        serve_api(host=args.host, port=args.port)
+        return
+    settings = Settings()
+    logging.basicConfig(level=settings.log_level, format=LOG_FORMAT)
+    if args.command == "run":
+        from stepline_control.local import run_platform
+
+        run_platform(settings, port=args.port)
+
+
+def serve_api(*, host: str, port: int) -> None:
+    """The control plane alone (as in a cluster): JSON logs, settings from the environment."""
+    from stepline_control import logs
+    from stepline_control.app import create_app
+    from stepline_control.config import ControlSettings
+
+    settings = ControlSettings()
+    logs.configure(settings.log_level)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning",
+                log_config=None)
+
+
+if __name__ == "__main__":
+    main()

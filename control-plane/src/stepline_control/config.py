@@ -1,0 +1,39 @@
+"""The control plane's own settings: the runtime's :class:`~stepline.settings.Settings`
+plus its limits and retention, read once from the environment at the edge (the CLI)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from stepline.settings import Settings
+
+MAX_BODY_BYTES = 1024 * 1024
+STATEMENT_TIMEOUT_S = 30.0
+RETENTION_DAYS = 30.0
+RETENTION_INTERVAL_S = 3600.0
+RETENTION_BATCH = 1000
+RETENTION_MAX_BATCHES = 100
+METRICS_DB_TTL_S = 5.0
+
+
+class ControlSettings(Settings):
+    """``STEPLINE_MAX_BODY_BYTES``, ``STEPLINE_RETENTION_DAYS`` and the rest."""
+
+    max_body_bytes: int = Field(default=MAX_BODY_BYTES, ge=1024)
+    statement_timeout_s: float = Field(default=STATEMENT_TIMEOUT_S, gt=0)
+    # finished jobs (with their processes), sent outbox rows and inbox rows older than
+    # this are pruned, usage rolled up first; 0 disables the task
+    retention_days: float = Field(default=RETENTION_DAYS, ge=0)
+    retention_interval_s: float = Field(default=RETENTION_INTERVAL_S, gt=0)
+    retention_batch: int = Field(default=RETENTION_BATCH, ge=1, le=100_000)
+    retention_max_batches: int = Field(default=RETENTION_MAX_BATCHES, ge=1)
+    metrics_db_ttl_s: float = Field(default=METRICS_DB_TTL_S, ge=0)
+
+
+def control_settings(settings: Settings) -> ControlSettings:
+    """The control plane's settings for ``settings``: itself if it is one already,
+    otherwise its values with the control plane's defaults (the environment is not read
+    again here)."""
+    if isinstance(settings, ControlSettings):
+        return settings
+    return ControlSettings.model_construct(**settings.model_dump())

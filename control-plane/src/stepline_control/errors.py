@@ -1,0 +1,85 @@
+"""API errors: every 4xx is ``{"error": {"code", "message", "details"}}``, and so is
+the 500 of a bug (without its details, which go to the log)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import psycopg
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger(__name__)
+
+HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+              405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media_type"}
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, details: Any = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.details = status, code, message, details
+
+
+def not_found(what: str) -> ApiError:
+    return ApiError(404, "not_found", f"{what} not found")
+
+
+def forbidden(message: str, code: str = "forbidden") -> ApiError:
+    return ApiError(403, code, message)
+
+
+def conflict(message: str, code: str = "conflict") -> ApiError:
+    return ApiError(409, code, message)
+
+
+def body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "details": details}}
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(p) for p in loc)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse(body(exc.code, exc.message, exc.details), status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # the message only: pydantic's ``input`` would echo what was sent (a secret, say)
+        details = [{"field": _field(err["loc"]), "message": err["msg"]} for err in exc.errors()]
+        return JSONResponse(body("invalid", "the request is invalid", details), status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse(
+            body(HTTP_CODES.get(exc.status_code, "error"), str(exc.detail)),
+            status_code=exc.status_code, headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(DBAPIError)
+    async def _database(_: Request, exc: DBAPIError) -> JSONResponse:
+        # a value PostgreSQL cannot store (a NUL in a text, a number JSON cannot hold)
+        # is the client's to change; nothing was committed
+        if isinstance(exc.orig, psycopg.DataError):
+            return JSONResponse(body("invalid", "a value cannot be stored: "
+                                     f"{type(exc.orig).__name__}"), status_code=422)
+        log.error("database error", exc_info=exc)
+        return JSONResponse(body("internal", "internal error"), status_code=500)
+
+    @app.exception_handler(psycopg.DataError)
+    async def _driver_data(_: Request, exc: psycopg.DataError) -> JSONResponse:
+        # the same, from the runtime's named SQL run on the session's connection
+        return JSONResponse(body("invalid", "a value cannot be stored: "
+                                 f"{type(exc).__name__}"), status_code=422)
+
+    @app.exception_handler(Exception)
+    async def _bug(_: Request, exc: Exception) -> JSONResponse:
+        log.error("unhandled error", exc_info=exc)
+        return JSONResponse(body("internal", "internal error"), status_code=500)

@@ -1,0 +1,185 @@
+"""Jobs: manual starts (admitted first), reading and listing jobs with their counts,
+their processes, cancelling a job and retrying a failed process."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import defaultdict
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from stepline import jobs as runtime_jobs
+from stepline.db import fetch_all, fetch_one
+from stepline.models import DeadLetter, Job, Process, Workflow
+from stepline.step import version_from_rows
+from stepline_control import logs
+from stepline_control.auth import Principal
+from stepline_control.errors import ApiError, conflict, not_found
+from stepline_control.metrics import Metrics
+from stepline_control.pagination import paginate
+from stepline_control.schemas.jobs import JobPublic, ProcessPublic
+from stepline_control.services import usage
+from stepline_control.services.workflows import get_workflow
+from stepline_control.sessions import driver_connection
+
+log = logging.getLogger(__name__)
+
+PROCESS_STATUSES = ("pending", "running", "succeeded", "failed", "cancelled")
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+
+
+async def start_manual(
+    session: AsyncSession, *, principal: Principal, workflow_id: uuid.UUID, payload: Any,
+    metrics: Metrics,
+) -> uuid.UUID:
+    workflow = await get_workflow(session, principal=principal, workflow_id=workflow_id)
+    await usage.admit(session, account_id=principal.account_id, workflow=workflow,
+                      metrics=metrics)
+    if workflow.paused_at is not None:
+        raise conflict("this workflow is paused: resume it first", "workflow_paused")
+    conn = await driver_connection(session)
+    rows = await fetch_all(conn, "version_steps", workflow_id=workflow.id,
+                           version=workflow.current_version)
+    version = version_from_rows(rows)
+    current = await fetch_one(conn, "workflow_current", workflow_id=workflow.id,
+                              account_id=principal.account_id)
+    entry = current["entry_step_key"]
+    try:
+        started = await runtime_jobs.start_job(
+            conn, account_id=principal.account_id, workflow_id=workflow.id,
+            version_number=workflow.current_version, version=version, entry_key=entry,
+            payload=payload, trigger="manual",
+        )
+    except runtime_jobs.StartRefused as exc:
+        raise ApiError(422, "invalid_payload", str(exc),
+                       [{"field": "payload", "message": str(exc)}]) from exc
+    await session.commit()
+    await runtime_jobs.finish(await driver_connection(session), started.id)
+    await session.commit()
+    metrics.jobs_started.labels("manual").inc()
+    logs.bind(workflow_id=workflow.id, job_id=started.id)
+    log.info("job started", extra={"trigger": "manual"})
+    return started.id
+
+
+async def get_job(session: AsyncSession, *, principal: Principal, job_id: uuid.UUID,
+                  lock: bool = False) -> Job:
+    query = select(Job).where(Job.id == job_id, Job.account_id == principal.account_id)
+    job = await session.scalar(query.with_for_update() if lock else query)
+    if job is None:
+        raise not_found("job")
+    return job
+
+
+async def _counts(session: AsyncSession, job_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict]:
+    counts: dict[uuid.UUID, dict[str, int]] = defaultdict(
+        lambda: dict.fromkeys(PROCESS_STATUSES, 0))
+    if job_ids:
+        rows = await session.execute(
+            select(Process.job_id, Process.status, func.count())
+            .where(Process.job_id.in_(job_ids)).group_by(Process.job_id, Process.status))
+        for job_id, status, n in rows:
+            counts[job_id][status] = n
+    return {job_id: {**counts[job_id], "total": sum(counts[job_id].values())}
+            for job_id in job_ids}
+
+
+def _public(job: Job, counts: dict[str, int]) -> JobPublic:
+    return JobPublic(id=job.id, workflow_id=job.workflow_id, version=job.version,
+                     status=job.status, trigger=job.trigger, counts=counts, error=job.error,
+                     created_at=job.created_at, finished_at=job.finished_at)
+
+
+async def job_public(session: AsyncSession, job: Job) -> JobPublic:
+    return _public(job, (await _counts(session, [job.id]))[job.id])
+
+
+async def list_jobs(
+    session: AsyncSession, *, principal: Principal, workflow_id: uuid.UUID | None,
+    status: str | None, since: datetime | None, until: datetime | None, limit: int,
+    cursor: str | None,
+) -> tuple[list[JobPublic], str | None]:
+    """Newest first."""
+    query = select(Job).where(Job.account_id == principal.account_id)
+    if workflow_id is not None:
+        query = query.where(Job.workflow_id == workflow_id)
+    if status is not None:
+        query = query.where(Job.status == status)
+    if since is not None:
+        query = query.where(Job.created_at >= since)
+    if until is not None:
+        query = query.where(Job.created_at < until)
+    rows, next_cursor = await paginate(session, query, keys=(Job.created_at, Job.id),
+                                       limit=limit, cursor=cursor, descending=True)
+    counts = await _counts(session, [j.id for j in rows])
+    return [_public(j, counts[j.id]) for j in rows], next_cursor
+
+
+async def list_processes(
+    session: AsyncSession, *, principal: Principal, job_id: uuid.UUID,
+    limit: int = DEFAULT_LIMIT, cursor: str | None = None,
+) -> tuple[list[ProcessPublic], str | None]:
+    job = await get_job(session, principal=principal, job_id=job_id)
+    query = select(Process).where(Process.job_id == job.id)
+    rows, next_cursor = await paginate(session, query, keys=(Process.created_at, Process.id),
+                                       limit=limit, cursor=cursor)
+    return [ProcessPublic.model_validate(p, from_attributes=True) for p in rows], next_cursor
+
+
+async def cancel_job(session: AsyncSession, *, principal: Principal, job_id: uuid.UUID,
+                     metrics: Metrics) -> Job:
+    job = await get_job(session, principal=principal, job_id=job_id)
+    if not await runtime_jobs.cancel(await driver_connection(session), job.id):
+        raise conflict(f"the job has already ended ({job.status})", "job_ended")
+    await session.commit()
+    await session.refresh(job)
+    metrics.jobs_cancelled.inc()
+    logs.bind(job_id=job.id)
+    log.info("job cancelled")
+    return job
+
+
+async def retry_process(session: AsyncSession, *, principal: Principal, process_id: uuid.UUID,
+                        metrics: Metrics) -> Process:
+    """Run a failed process again with its recorded input, in one transaction: the
+    process back to pending (attempts start over), its job running again if it had
+    ended, its dead letter resolved, and a fresh message in the outbox."""
+    process = await session.scalar(
+        select(Process).where(Process.id == process_id,
+                              Process.account_id == principal.account_id).with_for_update())
+    if process is None:
+        raise not_found("process")
+    job = await get_job(session, principal=principal, job_id=process.job_id, lock=True)
+    if process.status != "failed":
+        raise conflict(f"only a failed process can be retried, this one is {process.status}",
+                       "process_not_failed")
+    if job.status == "cancelled":
+        raise conflict("the job was cancelled", "job_cancelled")
+    workflow = await session.get(Workflow, job.workflow_id)
+    await usage.admit(session, account_id=principal.account_id, workflow=workflow,
+                      metrics=metrics)
+    now = datetime.now(UTC)
+    note = {"at": now.isoformat(), "level": "info",
+            "message": f"retried through the API (token {principal.token_id})"}
+    process.status, process.attempt, process.error = "pending", 0, None
+    process.output, process.started_at, process.finished_at = None, None, None
+    process.logs = [*(process.logs or []), note]
+    if job.status != "running":
+        job.status, job.finished_at = "running", None
+    await session.execute(
+        update(DeadLetter).where(DeadLetter.process_id == process.id,
+                                 DeadLetter.resolved_at.is_(None)).values(resolved_at=now))
+    await session.flush()
+    await runtime_jobs.redeliver(await driver_connection(session), process.id)
+    await session.commit()
+    metrics.processes_retried.inc()
+    logs.bind(job_id=job.id, process_id=process.id)
+    log.info("process retried")
+    return process
+
+

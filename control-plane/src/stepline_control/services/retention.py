@@ -1,0 +1,128 @@
+"""Retention: finished jobs (their processes go with them), sent outbox rows and old
+inbox rows are pruned in bounded batches, each batch its own short transaction. A job's
+usage is rolled up into ``usage_daily`` in the transaction that deletes it, so usage
+per day stays exact after the rows are gone."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import bindparam, text
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+log = logging.getLogger(__name__)
+
+_ids = bindparam("ids", type_=ARRAY(UUID(as_uuid=True)))
+
+FINISHED_JOBS = text("""
+SELECT id FROM jobs
+WHERE status <> 'running' AND finished_at < :cutoff
+LIMIT :batch FOR UPDATE SKIP LOCKED
+""")
+
+ROLL_UP = text("""
+INSERT INTO usage_daily (account_id, day, jobs, processes)
+SELECT account_id, day, sum(jobs), sum(processes) FROM (
+    SELECT account_id, (created_at AT TIME ZONE 'UTC')::date AS day,
+           count(*) AS jobs, 0 AS processes
+    FROM jobs WHERE id = ANY(:ids) GROUP BY 1, 2
+    UNION ALL
+    SELECT account_id, (created_at AT TIME ZONE 'UTC')::date, 0, count(*)
+    FROM processes WHERE job_id = ANY(:ids) GROUP BY 1, 2
+) counted
+GROUP BY account_id, day
+ON CONFLICT (account_id, day) DO UPDATE
+SET jobs = usage_daily.jobs + excluded.jobs,
+    processes = usage_daily.processes + excluded.processes
+""").bindparams(_ids)
+
+DELETE_JOBS = text("DELETE FROM jobs WHERE id = ANY(:ids)").bindparams(_ids)
+
+DELETE_SENT_OUTBOX = text("""
+DELETE FROM outbox WHERE id IN (
+    SELECT id FROM outbox WHERE status = 'sent' AND sent_at < :cutoff LIMIT :batch)
+""")
+
+DELETE_CANCELLED_OUTBOX = text("""
+DELETE FROM outbox WHERE id IN (
+    SELECT id FROM outbox WHERE status = 'cancelled' AND created_at < :cutoff LIMIT :batch)
+""")
+
+DELETE_INBOX = text("""
+DELETE FROM inbox WHERE (consumer, event_id) IN (
+    SELECT consumer, event_id FROM inbox WHERE received_at < :cutoff LIMIT :batch)
+""")
+
+
+@dataclass
+class Pruned:
+    jobs: int = 0
+    outbox: int = 0
+    inbox: int = 0
+
+
+async def delete_jobs(session: AsyncSession, job_ids: Sequence[uuid.UUID]) -> int:
+    """Roll the jobs' usage up, then delete them and their processes, in the caller's
+    transaction."""
+    if not job_ids:
+        return 0
+    await session.execute(ROLL_UP, {"ids": list(job_ids)})
+    result = await session.execute(DELETE_JOBS, {"ids": list(job_ids)})
+    return result.rowcount
+
+
+async def _batch(sessions: async_sessionmaker[AsyncSession], statement, params) -> int:
+    async with sessions() as session, session.begin():
+        return (await session.execute(statement, params)).rowcount
+
+
+async def _jobs_batch(sessions: async_sessionmaker[AsyncSession], params) -> int:
+    async with sessions() as session, session.begin():
+        ids = list(await session.scalars(FINISHED_JOBS, params))
+        return await delete_jobs(session, ids)
+
+
+async def prune(sessions: async_sessionmaker[AsyncSession], *, older_than: timedelta,
+                batch: int, max_batches: int) -> Pruned:
+    """One retention run: at most ``max_batches`` batches of each kind."""
+    params = {"cutoff": datetime.now(UTC) - older_than, "batch": batch}
+    pruned = Pruned()
+    for _ in range(max_batches):
+        count = await _jobs_batch(sessions, params)
+        pruned.jobs += count
+        if count < batch:
+            break
+    for statement in (DELETE_SENT_OUTBOX, DELETE_CANCELLED_OUTBOX):
+        for _ in range(max_batches):
+            count = await _batch(sessions, statement, params)
+            pruned.outbox += count
+            if count < batch:
+                break
+    for _ in range(max_batches):
+        count = await _batch(sessions, DELETE_INBOX, params)
+        pruned.inbox += count
+        if count < batch:
+            break
+    return pruned
+
+
+async def run_periodically(sessions: async_sessionmaker[AsyncSession], *, older_than: timedelta,
+                           interval_s: float, batch: int, max_batches: int) -> None:
+    """The lifespan's task: a run every ``interval_s`` (the first after one interval, so
+    a start-up is never slowed), failures logged and retried at the next run."""
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            pruned = await prune(sessions, older_than=older_than, batch=batch,
+                                 max_batches=max_batches)
+            log.info("retention run", extra={"pruned_jobs": pruned.jobs,
+                                             "pruned_outbox": pruned.outbox,
+                                             "pruned_inbox": pruned.inbox})
+        except Exception:
+            log.exception("retention run failed")
