@@ -7,7 +7,7 @@ UV := .tools/bin/uv
 VENV := .venv
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_PYTHON := $(shell command -v $(PYTHON))
-FUNCTION_DIRS := $(wildcard functions/*)
+FUNCTION_DIRS := $(patsubst %/func.yaml,%,$(wildcard functions/*/func.yaml))
 RUNTIME_WHEEL_GLOB := stepline_runtime-*.whl
 
 .PHONY: all install run test test-fast bench functions lint lock clean

@@ -200,7 +200,7 @@ class Consumer:
         self.broker, self.queue, self.prefetch = broker, queue, prefetch
         self._channel: AbstractChannel | None = None
         self._deliveries: asyncio.Queue[Delivery | None] = asyncio.Queue()
-        self._closed = False
+        self.closed = asyncio.Event()
 
     async def __aenter__(self) -> Consumer:
         self._channel = channel = await self.broker.channel(confirms=False)
@@ -223,9 +223,26 @@ class Consumer:
             except _BROKEN:
                 pass
 
-    def _on_close(self, _: asyncio.Future) -> None:
-        self._closed = True
-        self._deliveries.put_nowait(None)
+    def _on_close(self, _: asyncio.Future | None = None) -> None:
+        if not self.closed.is_set():
+            self.closed.set()
+            self._deliveries.put_nowait(None)
+
+    def _gone(self) -> bool:
+        """Whether the channel or its connection is closed, looked at directly: the
+        close callback alone was seen to miss a connection closed by the broker."""
+        channel = self._channel
+        if channel is None or channel.is_closed or channel.connection.is_closed:
+            self._on_close()
+        return self.closed.is_set()
+
+    async def watch(self, interval_s: float = 1.0) -> None:
+        """Returns once the channel is gone (or is cancelled)."""
+        while not self._gone():
+            try:
+                await asyncio.wait_for(self.closed.wait(), interval_s)
+            except TimeoutError:
+                pass
 
     async def _on_message(self, message: DeliveredMessage) -> None:
         properties = message.header.properties
@@ -241,14 +258,19 @@ class Consumer:
 
     async def get(self, stop: asyncio.Event) -> Delivery | None:
         """The next delivery, or None once the channel is gone or ``stop`` is set."""
-        if self._closed or stop.is_set():
+        if self._gone() or stop.is_set():
             return None
         getting = asyncio.ensure_future(self._deliveries.get())
         stopping = asyncio.ensure_future(stop.wait())
+        watching = asyncio.ensure_future(self.watch())  # its close puts the None for us
         try:
-            await asyncio.wait({getting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({getting, stopping, watching},
+                               return_when=asyncio.FIRST_COMPLETED)
+            if watching.done() and not getting.done():
+                await asyncio.sleep(0)  # let the None reach the getter
         finally:
             stopping.cancel()
+            watching.cancel()
             if not getting.done():
                 getting.cancel()  # nothing taken: a cancelled Queue.get loses no item
         if not getting.done() or getting.cancelled():

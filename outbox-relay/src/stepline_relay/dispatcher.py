@@ -101,12 +101,20 @@ class Dispatcher:
     async def _work(self, consumer: Consumer, stop: asyncio.Event) -> None:
         workers = [asyncio.create_task(self._worker(consumer, stop))
                    for _ in range(self.options.parallelism)]
+        # A lost channel ends the round at once: a worker still waiting on its function
+        # (up to the request timeout) could not ack on it anyway, and RabbitMQ delivers
+        # its message again on the next channel, where the function's inbox sees it.
+        watching = asyncio.create_task(consumer.watch())
+        all_done = asyncio.gather(*workers)
         try:
-            await asyncio.gather(*workers)
+            await asyncio.wait({all_done, watching}, return_when=asyncio.FIRST_COMPLETED)
+            if all_done.done():
+                all_done.result()
         finally:
+            watching.cancel()
             for task in workers:
                 task.cancel()
-            await asyncio.gather(*workers, return_exceptions=True)
+            await asyncio.gather(*workers, watching, return_exceptions=True)
 
     async def _worker(self, consumer: Consumer, stop: asyncio.Event) -> None:
         while (delivery := await consumer.get(stop)) is not None:
