@@ -1,6 +1,9 @@
 """Jobs (one run of a workflow) and processes (one execution of one step for one
 message). A job never holds a counter: its counts and its end are derived from its
-processes, so a fan-out of thousands never queues behind one row lock."""
+processes, so a fan-out of thousands never queues behind one row lock.
+
+The control plane's watchdog is the only writer of ``stuck_since`` / ``stuck_reason``:
+a running job with outstanding work and no progress for too long, and why."""
 
 from __future__ import annotations
 
@@ -42,6 +45,8 @@ class Job(Base):
             postgresql_where=text("idempotency_key IS NOT NULL"),
         ),
         Index(None, "parent_process_id", postgresql_where=text("parent_process_id IS NOT NULL")),
+        # the few stuck jobs, for the API's filter and the metrics
+        Index("ix_jobs_stuck", "stuck_since", postgresql_where=text("stuck_since IS NOT NULL")),
     )
 
     id: Mapped[UuidPk]
@@ -60,6 +65,9 @@ class Job(Base):
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[Created]
     finished_at: Mapped[datetime | None]
+    # the watchdog: no progress since this moment, and which process waits and why
+    stuck_since: Mapped[datetime | None]
+    stuck_reason: Mapped[dict[str, Any] | None]
 
 
 class Process(Base):
