@@ -4,7 +4,8 @@ func-python decodes the CloudEvent (``scope["event"]``), answers the health prob
 calls :meth:`FunctionHost.handle`. Here the runtime's outcome becomes an HTTP status, in
 one place (:func:`http_status`), with the transport's rules in mind: eventing-rabbitmq
 retries 404/413/425/429/502/503/504 and dead-letters everything else, so a failure the
-transport should retry is a 503, never a 500.
+transport should retry is a 503, never a 500. Each answer is counted and timed
+(:mod:`stepline.metrics`), served on a port of its own.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from typing import Any
+from wsgiref.simple_server import WSGIServer
 
 from stepline.db import create_pool
 from stepline.errors import (
@@ -24,6 +27,7 @@ from stepline.errors import (
     TemporaryError,
     Unauthorized,
 )
+from stepline.metrics import FunctionMetrics, metrics_address, result_of_status, serve
 from stepline.settings import Settings
 from stepline.step import Handler, Outcome, RawHttp, StepRuntime, Trigger
 
@@ -58,6 +62,8 @@ class FunctionHost:
         self._settings = settings
         self._runtime: StepRuntime | None = None
         self._opened: asyncio.Task[None] | None = None
+        self.metrics = FunctionMetrics(handler.spec.name)
+        self._metrics_server: WSGIServer | None = None
 
     def start(self, cfg: dict[str, str]) -> None:
         """func-python's start hook: settings are read here, once."""
@@ -68,6 +74,9 @@ class FunctionHost:
             raise ConfigurationError("STEPLINE_DATABASE_URL is not set")
         pool = create_pool(url, max_size=POOL_MAX_SIZE)
         self._runtime = StepRuntime(pool=pool, handler=self.handler, settings=settings)
+        address = metrics_address(cfg)
+        if address is not None and self._metrics_server is None:
+            self._metrics_server = serve(self.metrics.registry, address)
 
     async def _runtime_ready(self) -> StepRuntime:
         if self._runtime is None:
@@ -79,8 +88,9 @@ class FunctionHost:
         return self._runtime
 
     async def handle(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        started = time.perf_counter()
         if isinstance(self.handler, RawHttp):
-            return await self._handle_http(scope, receive, send)
+            return await self._handle_http(scope, receive, send, started)
         event = scope["event"]
         try:
             runtime = await self._runtime_ready()
@@ -97,9 +107,13 @@ class FunctionHost:
                 log.exception("delivery of event %s failed", event.get_id())
             else:
                 log.warning("delivery of event %s: %s", event.get_id(), exc)
-        await respond(send, http_status(outcome), body)
+        status = http_status(outcome)
+        result = outcome.value if isinstance(outcome, Outcome) else result_of_status(status)
+        self.metrics.observe(result, status, time.perf_counter() - started)
+        await respond(send, status, body)
 
-    async def _handle_http(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def _handle_http(self, scope: dict[str, Any], receive: Any, send: Any,
+                           started: float) -> None:
         """func-python's ``invoke: http``: the handler reads the request itself."""
         try:
             runtime = await self._runtime_ready()
@@ -108,6 +122,7 @@ class FunctionHost:
             status, body = http_status(exc), error_body(exc)
             if status == 500:
                 log.exception("request %s %s failed", scope.get("method"), scope.get("path"))
+        self.metrics.observe(result_of_status(status), status, time.perf_counter() - started)
         await respond(send, status, body)
 
     def alive(self) -> bool:
@@ -117,6 +132,9 @@ class FunctionHost:
         return self._runtime is not None
 
     def stop(self) -> None:
+        if self._metrics_server is not None:
+            self._metrics_server.shutdown()
+            self._metrics_server.server_close()
         if self._runtime is not None and self._opened is not None:
             asyncio.get_running_loop().create_task(self._runtime.pool.close())
 
