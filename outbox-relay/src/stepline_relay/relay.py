@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 
 import psycopg
+from prometheus_client import Histogram
 from psycopg.abc import Buffer
 from psycopg.adapt import Loader
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -51,6 +52,8 @@ RETRY_MAX_S = 30.0
 MAX_ATTEMPTS = 20
 RECONNECT_MAX_S = 10.0
 RECORD_ATTEMPTS = 5
+# a batch over HTTP (one machine) waits on the functions themselves: up to their timeout
+PUBLISH_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
 @dataclass(frozen=True)
@@ -130,7 +133,12 @@ class Relay:
         self.name = name or relay_name()
         self._wake = Wakeups()
         self._tasks: list[asyncio.Task] = []
-        self.delivered = self.retried = self.buried = 0
+        self.claimed = self.delivered = self.retried = self.buried = 0
+        # exported by stepline_relay.health, with the counts above
+        self.publish_seconds = Histogram(
+            "stepline_relay_publish_duration_seconds",
+            "Time from claiming a batch of outbox rows to the transport's answer for all of "
+            "them (RabbitMQ: the publisher confirms)", buckets=PUBLISH_BUCKETS_S, registry=None)
         self.last_round_trip = 0.0  # monotonic time a pump last heard from the database
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -150,14 +158,17 @@ class Relay:
             async with connection(self.pool) as own:
                 return await self.pump_once(own)
         await self.transport.ready()  # a broker outage claims nothing, spends no attempt
+        started = time.monotonic()
         rows = await self._claim(conn)
         if not rows:
             return 0
+        self.claimed += len(rows)
         try:
             results = await self.transport.deliver(rows)
         except TransportUnavailable as exc:
             await self._record_persistently([Retry(row, str(exc)) for row in rows], conn)
             raise
+        self.publish_seconds.observe(time.monotonic() - started)
         await self._record_persistently(results, conn)
         return len(rows)
 

@@ -142,6 +142,17 @@ WHERE id = %(id)s AND status = 'pending';
 SELECT extract(epoch FROM min(greatest(not_before, coalesce(claimed_until, not_before))) - now())
 FROM outbox WHERE status = 'pending';
 
+-- name: outbox_backlog
+-- What waits in the outbox, read at scrape time: the rows pending, the age of the
+-- oldest, and how long the oldest row already due has waited past its time (a step's
+-- scheduled retry is pending for as long as its backoff, without being late).
+SELECT count(*)::float8 AS pending,
+       coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8
+           AS oldest_pending_age_s,
+       coalesce(extract(epoch FROM now() - min(not_before) FILTER (WHERE not_before <= now())),
+                0)::float8 AS oldest_due_age_s
+FROM outbox WHERE status = 'pending';
+
 -- name: job_insert
 -- A retried start with the same idempotency key inserts nothing and returns no row.
 INSERT INTO jobs (id, account_id, workflow_id, workflow_version_id, version, trigger,
