@@ -7,7 +7,8 @@ function's server (see :mod:`stepline_relay.dispatcher`).
 With no FUNCTION=URL argument, the map comes from ``STEPLINE_FUNCTION_URLS`` (JSON).
 Needs ``STEPLINE_AMQP_URL``; declares the queues it consumes (idempotently), so it may
 start before the relay. ``--dead-letters`` also records what reaches the dead-letter
-queue (needs ``STEPLINE_DATABASE_URL``; the relay does it too unless told not to)."""
+queue (needs ``STEPLINE_DATABASE_URL``; the relay does it too unless told not to).
+``--metrics-port`` serves ``/healthz`` and ``/metrics`` as the relay does."""
 
 from __future__ import annotations
 
@@ -19,9 +20,10 @@ from collections.abc import Mapping
 
 from stepline.db import create_pool
 from stepline.settings import Settings
+from stepline_relay import health
 from stepline_relay.amqp import Broker, declare
 from stepline_relay.cli import configure_logging, dead_letter_recorder, stop_on_signals
-from stepline_relay.dispatcher import Dispatcher, DispatchOptions, http_session
+from stepline_relay.dispatcher import Dispatcher, DispatchMetrics, DispatchOptions, http_session
 from stepline_relay.settings import AmqpSettings
 from stepline_relay.topology import Topology, resolve_queue_type
 from stepline_relay.transport import TransportUnavailable
@@ -31,7 +33,7 @@ RECONNECT_MAX_S = 10.0
 
 
 def command(function_urls: Mapping[str, str], *, dead_letters: bool = False,
-            options: DispatchOptions | None = None) -> list[str]:
+            options: DispatchOptions | None = None, metrics_port: int | None = None) -> list[str]:
     """The argv that runs dispatchers for ``function_urls`` (for a process supervisor)."""
     options = options or DispatchOptions()
     argv = [sys.executable, "-m", "stepline_relay.cli_dispatch",
@@ -40,6 +42,8 @@ def command(function_urls: Mapping[str, str], *, dead_letters: bool = False,
             "--retries", str(options.retries),
             "--backoff-delay-s", str(options.backoff_delay_s),
             "--request-timeout-s", str(options.request_timeout_s)]
+    if metrics_port is not None:
+        argv += ["--metrics-port", str(metrics_port)]
     return argv + (["--dead-letters"] if dead_letters else [])
 
 
@@ -72,26 +76,34 @@ def parse_targets(pairs: list[str], fallback: Mapping[str, str]) -> dict[str, st
 
 
 async def serve(settings: Settings, amqp: AmqpSettings, targets: dict[str, str],
-                options: DispatchOptions, *, dead_letters: bool) -> None:
+                options: DispatchOptions, *, dead_letters: bool,
+                metrics_port: int | None = None) -> None:
     if not amqp.url:
         raise SystemExit("STEPLINE_AMQP_URL is not set")
     broker = Broker(amqp.url, name="stepline-dispatch")
     stop = stop_on_signals()
     topology = await declare_when_reachable(broker, amqp, tuple(targets), stop)
     sessions = [http_session(options) for _ in targets]
-    pool = None
+    metrics = DispatchMetrics()
+    pool = runner = None
     try:
         runs = [Dispatcher(broker=broker, queue=topology.queue(name), url=url, session=session,
-                           options=options).run(stop)
+                           options=options, function=name, metrics=metrics).run(stop)
                 for (name, url), session in zip(targets.items(), sessions, strict=True)]
         if dead_letters:
             pool = create_pool(settings.require_database_url(), max_size=POOL_MAX_SIZE)
             await pool.open(wait=False)
-            runs.append(dead_letter_recorder(amqp, pool, name="dispatch").run(stop))
+            recorder = dead_letter_recorder(amqp, pool, name="dispatch")
+            metrics.registry.register(health.DeadLetterCollector(recorder))
+            runs.append(recorder.run(stop))
+        if metrics_port is not None:
+            runner = await health.serve(health.metrics_app(metrics.registry), port=metrics_port)
         logging.getLogger(__name__).info("dispatching %s", ", ".join(
             f"{topology.queue(name)} -> {url}" for name, url in targets.items()))
         await asyncio.gather(*runs)
     finally:
+        if runner is not None:
+            await runner.cleanup()
         await broker.close()
         for session in sessions:
             await session.close()
@@ -111,6 +123,8 @@ def main(argv: list[str] | None = None) -> None:
                         default=DispatchOptions.request_timeout_s)
     parser.add_argument("--dead-letters", action="store_true",
                         help="also record what reaches the dead-letter queue")
+    parser.add_argument("--metrics-port", type=int, default=None,
+                        help="serve /healthz and /metrics on this port")
     args = parser.parse_args(argv)
     settings = Settings()
     configure_logging(settings)
@@ -122,7 +136,7 @@ def main(argv: list[str] | None = None) -> None:
         backoff_delay_s=args.backoff_delay_s, request_timeout_s=args.request_timeout_s,
     )
     asyncio.run(serve(settings, AmqpSettings(), targets, options,
-                      dead_letters=args.dead_letters))
+                      dead_letters=args.dead_letters, metrics_port=args.metrics_port))
 
 
 if __name__ == "__main__":

@@ -28,15 +28,20 @@ and the CloudEvents Go SDK's HTTP sender it uses):
 - **reconnect after a lost connection**: the adapter sleeps a second and consumes
   again; unacked messages come back from RabbitMQ (at-least-once delivery), which the
   functions' inbox makes harmless.
+
+Every POST is counted by status and timed, every retry and every settled message
+counted (:class:`DispatchMetrics`, served by ``stepline-dispatch --metrics-port``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 
 import aiohttp
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from stepline_relay.amqp import Broker, Consumer, Delivery
 from stepline_relay.mapping import HttpRequest, MappingError, from_amqp, to_http
@@ -51,6 +56,9 @@ RETRIES = 5
 BACKOFF_DELAY_S = 0.5
 REQUEST_TIMEOUT_S = 60.0
 RECONNECT_S = 1.0
+# up to the default request timeout
+POST_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+NO_ANSWER = "error"  # the status label of a POST that got no answer (connection, timeout)
 
 
 @dataclass(frozen=True)
@@ -68,6 +76,26 @@ class Verdict:
     reason: str = ""
 
 
+class DispatchMetrics:
+    """The metrics of a dispatcher process, shared by its dispatchers (one per queue)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "stepline_dispatcher_requests", "CloudEvents POSTed to functions, by function "
+            "and HTTP status (error: no answer)", ["function", "status"], registry=self.registry)
+        self.request_seconds = Histogram(
+            "stepline_dispatcher_request_duration_seconds", "Time a function took to answer "
+            "a POST", ["function"], buckets=POST_BUCKETS_S, registry=self.registry)
+        self.retries = Counter(
+            "stepline_dispatcher_retries", "POSTs repeated after a status the adapter "
+            "retries or no answer", ["function"], registry=self.registry)
+        self.messages = Counter(
+            "stepline_dispatcher_messages", "Messages settled, by function and result (acked; "
+            "rejected: to the dead-letter exchange)", ["function", "result"],
+            registry=self.registry)
+
+
 def retry_delay_s(options: DispatchOptions, retry: int) -> float:
     """The wait before retry ``retry`` (1-based): the SDK's exponential backoff."""
     return options.backoff_delay_s * 2 ** retry
@@ -77,10 +105,13 @@ class Dispatcher:
     """Feeds one queue to one function URL until ``stop`` is set."""
 
     def __init__(self, *, broker: Broker, queue: str, url: str, session: aiohttp.ClientSession,
-                 options: DispatchOptions | None = None) -> None:
+                 options: DispatchOptions | None = None, function: str | None = None,
+                 metrics: DispatchMetrics | None = None) -> None:
         self.broker, self.queue, self.url, self.session = broker, queue, url, session
         self.options = options or DispatchOptions()
         self.acked = self.rejected = 0
+        self.function = function or queue
+        self.metrics = metrics or DispatchMetrics()
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -131,6 +162,9 @@ class Dispatcher:
                       delivery.message.message_id, verdict.reason)
             settled = await consumer.reject(delivery)
             self.rejected += settled
+        if settled:
+            self.metrics.messages.labels(self.function,
+                                         "acked" if verdict.ack else "rejected").inc()
 
     async def handle(self, delivery: Delivery) -> Verdict:
         try:
@@ -140,12 +174,15 @@ class Dispatcher:
         reason = ""
         for retry in range(self.options.retries + 1):
             if retry:
+                self.metrics.retries.labels(self.function).inc()
                 await asyncio.sleep(retry_delay_s(self.options, retry))
             try:
                 status, text = await self._post(request)
             except (aiohttp.ClientError, TimeoutError) as exc:
+                self.metrics.requests.labels(self.function, NO_ANSWER).inc()
                 reason = f"POST {self.url}: {type(exc).__name__}: {exc}"
                 continue
+            self.metrics.requests.labels(self.function, str(status)).inc()
             if 200 <= status < 300:
                 return Verdict(ack=True)
             reason = f"POST {self.url} answered {status}: {text[:300]}"
@@ -155,9 +192,14 @@ class Dispatcher:
 
     async def _post(self, request: HttpRequest) -> tuple[int, str]:
         timeout = aiohttp.ClientTimeout(total=self.options.request_timeout_s)
-        async with self.session.post(self.url, headers=dict(request.headers),
-                                     data=request.body, timeout=timeout) as response:
-            return response.status, await response.text(errors="replace")
+        started = time.monotonic()
+        try:
+            async with self.session.post(self.url, headers=dict(request.headers),
+                                         data=request.body, timeout=timeout) as response:
+                return response.status, await response.text(errors="replace")
+        finally:
+            self.metrics.request_seconds.labels(self.function).observe(
+                time.monotonic() - started)
 
 
 def http_session(options: DispatchOptions) -> aiohttp.ClientSession:
