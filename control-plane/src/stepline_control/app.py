@@ -1,5 +1,6 @@
 """The FastAPI application: built from settings, with its engine opened, the functions
-catalog seeded and the retention task started in the lifespan."""
+catalog seeded and the periodic tasks (retention, the stale-job sweep, the stuck-job
+watchdog) started in the lifespan."""
 
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ from stepline_control.routers import (
     workflows,
 )
 from stepline_control.services import functions as function_catalog
-from stepline_control.services import retention
+from stepline_control.services import retention, stuck
 from stepline_control.sessions import driver_connection
 
 POOL_SIZE = 10
@@ -115,15 +116,23 @@ async def _sweep_stale_jobs(app: FastAPI) -> None:
 
 @asynccontextmanager
 async def _background(app: FastAPI, settings: ControlSettings) -> AsyncIterator[None]:
-    """The schedules (local ticker or reconciler) and the stale-job sweep."""
+    """The schedules (local ticker or reconciler), the stale-job sweep and the stuck-job
+    watchdog."""
     schedules.start(app.state, settings)
-    sweep = asyncio.create_task(_sweep_stale_jobs(app), name="stepline-sweep")
+    tasks = [asyncio.create_task(_sweep_stale_jobs(app), name="stepline-sweep")]
+    if settings.stuck_after_s:
+        tasks.append(asyncio.create_task(stuck.run_periodically(
+            app.state.sessions, after_s=settings.stuck_after_s,
+            interval_s=settings.stuck_check_interval_s, metrics=app.state.metrics),
+            name="stepline-stuck-watchdog"))
     try:
         yield
     finally:
-        sweep.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sweep
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await schedules.stop(app.state)
 
 

@@ -1,5 +1,6 @@
 """The control plane's own settings: the runtime's :class:`~stepline.settings.Settings`
-plus its limits and retention, read once from the environment at the edge (the CLI)."""
+plus its limits, retention and stuck-job watchdog, read once from the environment at
+the edge (the CLI)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ RETENTION_INTERVAL_S = 3600.0
 RETENTION_BATCH = 1000
 RETENTION_MAX_BATCHES = 100
 METRICS_DB_TTL_S = 5.0
+STUCK_AFTER_S = 15 * 60.0
+STUCK_CHECK_INTERVAL_S = 60.0
 
 
 class ControlSettings(Settings):
@@ -28,6 +31,10 @@ class ControlSettings(Settings):
     retention_batch: int = Field(default=RETENTION_BATCH, ge=1, le=100_000)
     retention_max_batches: int = Field(default=RETENTION_MAX_BATCHES, ge=1)
     metrics_db_ttl_s: float = Field(default=METRICS_DB_TTL_S, ge=0)
+    # a running job with outstanding work and no progress for this long is reported
+    # stuck (API, metrics, a warning); checked every interval; 0 disables the check
+    stuck_after_s: float = Field(default=STUCK_AFTER_S, ge=0)
+    stuck_check_interval_s: float = Field(default=STUCK_CHECK_INTERVAL_S, gt=0)
 
 
 def control_settings(settings: Settings) -> ControlSettings:

@@ -1,10 +1,10 @@
 """Prometheus metrics of the control plane, one registry per application.
 
 Counters and a histogram count what this process does (requests, starts, refusals,
-cancels, retries). What the whole platform is doing (jobs and processes by status,
-the outbox backlog and its oldest pending row) is read from the database at scrape
-time, in one round trip under a short statement timeout, and cached for a few seconds
-so that frequent scrapes cost nothing more."""
+cancels, retries, jobs found stuck). What the whole platform is doing (jobs and
+processes by status, the outbox backlog and its oldest pending row, the jobs stuck now)
+is read from the database at scrape time, in one round trip under a short statement
+timeout, and cached for a few seconds so that frequent scrapes cost nothing more."""
 
 from __future__ import annotations
 
@@ -35,6 +35,9 @@ UNION ALL
 SELECT 'outbox_oldest', NULL, NULL,
        coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8
   FROM outbox WHERE status = 'pending'
+UNION ALL
+SELECT 'stuck', NULL, NULL, count(*) FROM jobs
+ WHERE stuck_since IS NOT NULL AND status = 'running'
 """)
 
 
@@ -44,6 +47,7 @@ class PlatformSnapshot:
     processes: dict[tuple[str, str], float] = field(default_factory=dict)
     outbox_backlog: float = 0.0
     outbox_oldest_age_s: float = 0.0
+    stuck_jobs: float = 0.0
     taken_at: float = 0.0
     ok: bool = False
 
@@ -70,6 +74,9 @@ class Metrics:
         self.processes_retried = Counter(
             "stepline_processes_retried", "Failed processes retried through the API",
             registry=self.registry)
+        self.jobs_stuck_detected = Counter(
+            "stepline_jobs_stuck_detected", "Jobs found stuck by the watchdog (each time a "
+            "job gets stuck, counted once across control planes)", registry=self.registry)
         self.scrape_errors = Counter(
             "stepline_metrics_database_errors", "Scrapes whose database figures failed",
             registry=self.registry)
@@ -98,6 +105,8 @@ async def read_platform(sessions: async_sessionmaker[AsyncSession]) -> PlatformS
                 snapshot.jobs[status] = value
             elif kind == "process":
                 snapshot.processes[(function, status)] = value
+            elif kind == "stuck":
+                snapshot.stuck_jobs = value
             elif kind == "outbox_backlog":
                 snapshot.outbox_backlog = value
             else:
@@ -126,3 +135,6 @@ class _PlatformCollector(Collector):
         yield GaugeMetricFamily("stepline_outbox_oldest_pending_age_seconds",
                                 "Age of the oldest outbox row waiting to be sent",
                                 value=snap.outbox_oldest_age_s)
+        yield GaugeMetricFamily("stepline_jobs_stuck", "Running jobs with outstanding work "
+                                "and no progress for longer than the watchdog's bound",
+                                value=snap.stuck_jobs)
