@@ -23,12 +23,18 @@ async def list_jobs(
     since: Annotated[datetime | None, Query(alias="from",
                                             description="created at or after")] = None,
     until: Annotated[datetime | None, Query(alias="to", description="created before")] = None,
+    stuck: Annotated[bool | None, Query(description="true: only the running jobs the "
+                                        "watchdog found stuck; false: the others")] = None,
+    account_id: Annotated[uuid.UUID | None, Query(description="operators: one account's "
+                                                  "jobs (an operator reads every account's)")
+                          ] = None,
     limit: LimitQuery = 50, cursor: CursorQuery = None,
 ) -> Page[JobPublic]:
-    """Newest first, with each job's process counts."""
+    """Newest first, with each job's process counts and, while it is stuck, why."""
     items, next_cursor = await jobs.list_jobs(
         session, principal=principal, workflow_id=workflow_id, status=status,
-        since=_aware(since), until=_aware(until), limit=limit, cursor=cursor)
+        since=_aware(since), until=_aware(until), limit=limit, cursor=cursor, stuck=stuck,
+        account_id=account_id)
     return Page[JobPublic](items=items, next_cursor=next_cursor)
 
 
@@ -39,7 +45,7 @@ def _aware(moment: datetime | None) -> datetime | None:
 
 @router.get("/{job_id}")
 async def get_job(job_id: uuid.UUID, session: SessionDep, principal: PrincipalDep) -> JobPublic:
-    job = await jobs.get_job(session, principal=principal, job_id=job_id)
+    job = await jobs.read_job(session, principal=principal, job_id=job_id)
     return await jobs.job_public(session, job)
 
 

@@ -1,5 +1,8 @@
-"""Jobs: manual starts (admitted first), reading and listing jobs with their counts,
-their processes, cancelling a job and retrying a failed process."""
+"""Jobs: manual starts (admitted first), reading and listing jobs with their counts
+(and why one is stuck), their processes, cancelling a job and retrying a failed process.
+
+An account reads only its own jobs; an operator reads every account's (to find the
+stuck ones the metrics tell of). Changes (cancel, retry) stay within one's account."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, Select, and_, func, not_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stepline import jobs as runtime_jobs
@@ -21,7 +24,7 @@ from stepline_control.auth import Principal
 from stepline_control.errors import ApiError, conflict, not_found
 from stepline_control.metrics import Metrics
 from stepline_control.pagination import paginate
-from stepline_control.schemas.jobs import JobPublic, ProcessPublic
+from stepline_control.schemas.jobs import JobPublic, ProcessPublic, StuckPublic
 from stepline_control.services import usage
 from stepline_control.services.workflows import get_workflow
 from stepline_control.sessions import driver_connection
@@ -67,10 +70,24 @@ async def start_manual(
     return started.id
 
 
+def _readable(query: Select, principal: Principal) -> Select:
+    """Jobs the principal may read: its account's; an operator's, every account's."""
+    return query if principal.is_operator else query.where(Job.account_id == principal.account_id)
+
+
 async def get_job(session: AsyncSession, *, principal: Principal, job_id: uuid.UUID,
                   lock: bool = False) -> Job:
+    """A job of the principal's account (to change it)."""
     query = select(Job).where(Job.id == job_id, Job.account_id == principal.account_id)
     job = await session.scalar(query.with_for_update() if lock else query)
+    if job is None:
+        raise not_found("job")
+    return job
+
+
+async def read_job(session: AsyncSession, *, principal: Principal, job_id: uuid.UUID) -> Job:
+    """A job the principal may read (an operator: of any account)."""
+    job = await session.scalar(_readable(select(Job).where(Job.id == job_id), principal))
     if job is None:
         raise not_found("job")
     return job
@@ -89,10 +106,23 @@ async def _counts(session: AsyncSession, job_ids: list[uuid.UUID]) -> dict[uuid.
             for job_id in job_ids}
 
 
+def _stuck_now() -> ColumnElement[bool]:
+    """What the watchdog recorded, while it still holds: an ended job is not stuck,
+    even before the next check clears the record."""
+    return and_(Job.stuck_since.is_not(None), Job.status == "running")
+
+
+def _stuck(job: Job) -> StuckPublic | None:
+    if job.status != "running" or job.stuck_since is None or not job.stuck_reason:
+        return None
+    return StuckPublic.model_validate({**job.stuck_reason, "since": job.stuck_since})
+
+
 def _public(job: Job, counts: dict[str, int]) -> JobPublic:
-    return JobPublic(id=job.id, workflow_id=job.workflow_id, version=job.version,
-                     status=job.status, trigger=job.trigger, counts=counts, error=job.error,
-                     created_at=job.created_at, finished_at=job.finished_at)
+    return JobPublic(id=job.id, account_id=job.account_id, workflow_id=job.workflow_id,
+                     version=job.version, status=job.status, trigger=job.trigger,
+                     counts=counts, error=job.error, created_at=job.created_at,
+                     finished_at=job.finished_at, stuck=_stuck(job))
 
 
 async def job_public(session: AsyncSession, job: Job) -> JobPublic:
@@ -102,10 +132,14 @@ async def job_public(session: AsyncSession, job: Job) -> JobPublic:
 async def list_jobs(
     session: AsyncSession, *, principal: Principal, workflow_id: uuid.UUID | None,
     status: str | None, since: datetime | None, until: datetime | None, limit: int,
-    cursor: str | None,
+    cursor: str | None, stuck: bool | None = None, account_id: uuid.UUID | None = None,
 ) -> tuple[list[JobPublic], str | None]:
     """Newest first."""
-    query = select(Job).where(Job.account_id == principal.account_id)
+    query = _readable(select(Job), principal)
+    if account_id is not None:
+        query = query.where(Job.account_id == account_id)
+    if stuck is not None:
+        query = query.where(_stuck_now() if stuck else not_(_stuck_now()))
     if workflow_id is not None:
         query = query.where(Job.workflow_id == workflow_id)
     if status is not None:
@@ -124,7 +158,7 @@ async def list_processes(
     session: AsyncSession, *, principal: Principal, job_id: uuid.UUID,
     limit: int = DEFAULT_LIMIT, cursor: str | None = None,
 ) -> tuple[list[ProcessPublic], str | None]:
-    job = await get_job(session, principal=principal, job_id=job_id)
+    job = await read_job(session, principal=principal, job_id=job_id)
     query = select(Process).where(Process.job_id == job.id)
     rows, next_cursor = await paginate(session, query, keys=(Process.created_at, Process.id),
                                        limit=limit, cursor=cursor)
