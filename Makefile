@@ -52,6 +52,12 @@ lint: install
 lock: $(UV)
 	$(UV) lock
 
+# the reference pages in docs/reference/, generated from the code (tests/test_docs.py
+# fails when the committed ones differ from fresh output)
+.PHONY: docs
+docs: install
+	$(VENV)/bin/python docs/generate.py
+
 clean:
 	rm -rf $(VENV) .tools build functions/*/vendor .stepline
 
