@@ -86,8 +86,8 @@ def ids(jobs: list[stuck.StuckJob]) -> set[str]:
 async def test_a_job_whose_function_died_is_reported_with_its_process_and_last_error(
         database_url: str, caplog: pytest.LogCaptureFixture) -> None:
     async with api(database_url) as a:
-        _, alice = await a.account("alice")
-        _, bob = await a.account("bob")
+        account_a, alice = await a.account("alice")
+        account_b, bob = await a.account("bob")
         job = await start(alice)
         process_id = died_while_running(database_url, job["id"])
         delivered(database_url, job["id"])
@@ -122,6 +122,11 @@ async def test_a_job_whose_function_died_is_reported_with_its_process_and_last_e
         assert (await bob.get("/v1/jobs", params={"stuck": "true"})).json()["items"] == []
         everyone = (await a.operator.get("/v1/jobs", params={"stuck": "true"})).json()["items"]
         assert [j["id"] for j in everyone] == [job["id"]]
+        assert everyone[0]["account_id"] == account_a["id"]
+        for who, account, expected in ((a.operator, account_b, []), (bob, account_a, []),
+                                       (a.operator, account_a, [job["id"]])):
+            page = await who.get("/v1/jobs", params={"stuck": "true", "account_id": account["id"]})
+            assert [j["id"] for j in page.json()["items"]] == expected
         assert (await a.operator.get(f"/v1/jobs/{job['id']}")).json()["stuck"] == reason
 
         assert await scrape(a) == {"stepline_jobs_stuck": 1.0,

@@ -92,13 +92,15 @@ WHERE p.job_id = ANY(:ids) AND p.status IN ('pending', 'running')
 ORDER BY p.job_id, p.created_at, p.id
 """).bindparams(_ids)
 
-# Newly stuck, or stuck again since a later moment: a job still stuck as recorded is
-# not written again. Only a running job is marked.
+# Only a running job is marked, and one recorded as stuck since the same moment is not
+# written again; ``new``: it was not marked before (``before`` is the row as it was).
 MARK = text("""
 UPDATE jobs j SET stuck_since = r.since, stuck_reason = r.reason
-FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(id uuid, since timestamptz, reason jsonb)
-WHERE j.id = r.id AND j.status = 'running' AND j.stuck_since IS DISTINCT FROM r.since
-RETURNING j.id, j.account_id
+FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(id uuid, since timestamptz, reason jsonb),
+     jobs before
+WHERE j.id = r.id AND before.id = j.id AND j.status = 'running'
+  AND j.stuck_since IS DISTINCT FROM r.since
+RETURNING j.id, j.account_id, before.stuck_since IS NULL AS new
 """).bindparams(bindparam("rows", type_=JSONB))
 
 CLEAR = text("""
@@ -226,7 +228,7 @@ async def check(sessions: async_sessionmaker[AsyncSession], *, after_s: float,
         rows = [{"id": str(s.job_id), "since": s.since.isoformat(), "reason": s.reason}
                 for s in result.stuck]
         marked = list(await session.execute(MARK, {"rows": rows})) if rows else []
-        result.newly = [by_id[row.id] for row in marked]
+        result.newly = [by_id[row.id] for row in marked if row.new]
         result.cleared = list(await session.scalars(CLEAR, {"ids": list(by_id)}))
     accounts = {row.id: row.account_id for row in marked}
     for job in result.newly:
