@@ -4,6 +4,8 @@ and the one place where driver errors become Stepline errors."""
 from __future__ import annotations
 
 import re
+import time
+import weakref
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from functools import cache
@@ -19,6 +21,11 @@ from stepline.errors import DatabaseUnavailable
 
 _QUERY_NAME = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
 POOL_TIMEOUT_S = 10.0
+# a connection used this recently is lent without a liveness check (a round trip): if
+# its backend died meanwhile, the next query fails and the delivery is answered 503
+CHECK_IDLE_AFTER_S = 1.0
+_last_used: weakref.WeakKeyDictionary[psycopg.AsyncConnection, float] = (
+    weakref.WeakKeyDictionary())
 
 
 @cache
@@ -47,9 +54,9 @@ def translate_errors() -> Iterator[None]:
 
 
 def create_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> AsyncConnectionPool:
-    """A pool that is opened by the caller (``await pool.open()``) in its event loop,
-    and checks each connection before lending it, so a terminated backend is replaced
-    instead of failing the next delivery."""
+    """A pool that is opened by the caller (``await pool.open()``) in its event loop, and
+    checks a connection idle for a while before lending it, so a backend terminated
+    while nobody used it is replaced instead of failing the next delivery."""
     return AsyncConnectionPool(
         url,
         min_size=min_size,
@@ -57,15 +64,23 @@ def create_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> AsyncConn
         open=False,
         timeout=POOL_TIMEOUT_S,
         kwargs={"row_factory": dict_row, "autocommit": True},
-        check=AsyncConnectionPool.check_connection,
+        check=check_if_idle,
     )
+
+
+async def check_if_idle(conn: psycopg.AsyncConnection) -> None:
+    if time.monotonic() - _last_used.get(conn, 0.0) > CHECK_IDLE_AFTER_S:
+        await AsyncConnectionPool.check_connection(conn)
 
 
 @asynccontextmanager
 async def connection(pool: AsyncConnectionPool) -> AsyncIterator[psycopg.AsyncConnection]:
     with translate_errors():
         async with pool.connection() as conn:
-            yield conn
+            try:
+                yield conn
+            finally:
+                _last_used[conn] = time.monotonic()
 
 
 async def fetch_one(conn: psycopg.AsyncConnection, name: str, /, **params: Any) -> Any:

@@ -167,10 +167,25 @@ class StepRuntime:
     async def _begin(
         self, conn: psycopg.AsyncConnection, event: BaseCloudEvent, packet: Packet
     ) -> Outcome | tuple[Step, Version]:
-        if await fetch_one(conn, "inbox_seen", consumer=self.consumer, event_id=event.get_id()):
+        """Everything before the handler in one round trip (the version's steps are
+        cached): the inbox looked at, the process and its job loaded, the process marked
+        running."""
+        try:
+            version = await self.version(conn, packet.workflow.id, packet.workflow.version)
+        except PermanentError as exc:
+            await self.dead_letter(event, reason=str(exc))
+            raise MalformedEvent(str(exc)) from exc
+        step = version.by_id(packet.step.id)
+        if step is None or step.function != self.consumer:
+            reason = f"step {packet.step.key!r} is not a {self.consumer} step of this version"
+            await self.dead_letter(event, reason=reason)
+            raise MalformedEvent(reason)
+        state = await fetch_one(conn, "delivery_begin", consumer=self.consumer,
+                                event_id=event.get_id(), process_id=packet.process.id,
+                                account_id=packet.account.id, attempt=packet.attempt)
+        if state["seen"]:
             return Outcome.DUPLICATE
-        state = await fetch_one(conn, "load_delivery", process_id=packet.process.id)
-        if state is None or state["account_id"] != packet.account.id:
+        if state["status"] is None or state["account_id"] != packet.account.id:
             reason = f"process {packet.process.id} does not exist in account {packet.account.id}"
             await self.dead_letter(event, reason=reason)
             raise MalformedEvent(reason)
@@ -178,13 +193,6 @@ class StepRuntime:
             return await self._settle(event, packet, "process_cancel", Outcome.CANCELLED)
         if state["status"] in ("succeeded", "failed"):
             return Outcome.DUPLICATE
-        version = await self.version(conn, packet.workflow.id, packet.workflow.version)
-        step = version.by_id(packet.step.id)
-        if step is None or step.function != self.consumer:
-            reason = f"step {packet.step.key!r} is not a {self.consumer} step of this version"
-            await self.dead_letter(event, reason=reason)
-            raise MalformedEvent(reason)
-        await execute(conn, "process_begin", process_id=packet.process.id, attempt=packet.attempt)
         return step, version
 
     async def _run(

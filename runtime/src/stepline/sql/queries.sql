@@ -1,14 +1,28 @@
 -- The hot paths of Stepline as named SQL: the step transaction (inbox, process,
 -- outbox), the job's end, and the relay's claim. Parameters are psycopg %(name)s.
 
--- name: load_delivery
--- The process a delivery is for, with its job's state.
-SELECT p.status, p.attempt, p.job_id, p.account_id, j.status AS job_status
-FROM processes p JOIN jobs j ON j.id = p.job_id
-WHERE p.id = %(process_id)s;
-
--- name: inbox_seen
-SELECT 1 FROM inbox WHERE consumer = %(consumer)s AND event_id = %(event_id)s;
+-- name: delivery_begin
+-- The start of a delivery in one round trip: whether this consumer has seen the event,
+-- the process and its job as they were, and the process marked running when it may run.
+-- The mark commits without waiting for the WAL flush: lost in a crash, it only leaves
+-- the process shown pending until the redelivery marks it again.
+WITH soft AS (SELECT set_config('synchronous_commit', 'off', true) AS done),
+seen AS (SELECT EXISTS (SELECT 1 FROM inbox
+                        WHERE consumer = %(consumer)s AND event_id = %(event_id)s) AS seen),
+state AS (SELECT p.status, p.account_id, j.status AS job_status
+          FROM processes p JOIN jobs j ON j.id = p.job_id
+          WHERE p.id = %(process_id)s),
+began AS (UPDATE processes p
+          SET status = 'running', attempt = %(attempt)s,
+              started_at = coalesce(p.started_at, now())
+          FROM soft, seen, state
+          WHERE p.id = %(process_id)s AND p.status IN ('pending', 'running')
+            AND soft.done IS NOT NULL AND NOT seen.seen
+            AND state.account_id = %(account_id)s AND state.job_status <> 'cancelled'
+          RETURNING 1)
+SELECT seen.seen, state.status, state.account_id, state.job_status,
+       EXISTS (SELECT 1 FROM began) AS began
+FROM seen LEFT JOIN state ON true;
 
 -- name: inbox_record
 -- The one statement that makes a delivery count: no row back means another delivery of
@@ -17,11 +31,6 @@ INSERT INTO inbox (consumer, event_id, process_id)
 VALUES (%(consumer)s, %(event_id)s, %(process_id)s)
 ON CONFLICT DO NOTHING
 RETURNING 1;
-
--- name: process_begin
-UPDATE processes
-SET status = 'running', attempt = %(attempt)s, started_at = coalesce(started_at, now())
-WHERE id = %(process_id)s AND status IN ('pending', 'running');
 
 -- name: process_succeed
 UPDATE processes
