@@ -1,6 +1,8 @@
 """The documentation stays true to the code: the generated reference pages equal fresh
-output of docs/generate.py (``make docs`` rewrites them), and every relative link in
-docs/ and README.md reaches an existing file, and its ``#anchor`` a heading there."""
+output of docs/generate.py (``make docs`` rewrites them); every relative link in docs/
+and README.md reaches an existing file, and its ``#anchor`` a heading there; and a code
+block that names a file after its language (```python path/to/file.py) holds that
+file's text or an excerpt of it."""
 
 from __future__ import annotations
 
@@ -19,6 +21,8 @@ CODE_SPAN = re.compile(r"`[^`\n]*`")
 LINK = re.compile(r"!?\[[^\]\n]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
 HEADING = re.compile(r"^#{1,6}[ \t]+(.+?)[ \t]*#*[ \t]*$", re.MULTILINE)
 EXPLICIT_ANCHOR = re.compile(r"<a\s+(?:id|name)=\"([^\"]+)\"", re.IGNORECASE)
+QUOTED_FILE = re.compile(r"^```[\w-]+[ \t]+([\w.-]+/[\w./-]+)[ \t]*\n(.*?)^```[ \t]*$",
+                         re.MULTILINE | re.DOTALL)
 
 
 @cache
@@ -81,6 +85,28 @@ def test_every_relative_link_resolves(page: Path) -> None:
         elif anchor and destination.suffix == ".md" and anchor not in anchors(destination):
             broken.append(f"{target}: no heading with anchor #{anchor}")
     assert not broken, f"{page.relative_to(ROOT)}: " + "; ".join(broken)
+
+
+def lines_of(text: str) -> list[str]:
+    """Lines without their indentation: an excerpt may be shown dedented."""
+    return [line.strip() for line in text.strip("\n").splitlines()]
+
+
+def is_excerpt(part: list[str], whole: list[str]) -> bool:
+    return any(whole[i:i + len(part)] == part for i in range(len(whole) - len(part) + 1))
+
+
+QUOTES = [(page, path, body) for page in PAGES
+          for path, body in QUOTED_FILE.findall(page.read_text())]
+
+
+@pytest.mark.parametrize("page,path,body", QUOTES,
+                         ids=[f"{p.relative_to(ROOT)}:{path}" for p, path, _ in QUOTES])
+def test_a_quoted_file_matches_the_file(page: Path, path: str, body: str) -> None:
+    source = ROOT / path
+    assert source.is_file(), f"{page.relative_to(ROOT)} quotes {path}, which does not exist"
+    assert is_excerpt(lines_of(body), lines_of(source.read_text())), (
+        f"{page.relative_to(ROOT)}: the block quoting {path} no longer matches it")
 
 
 def test_the_link_checker_sees_links_and_skips_code() -> None:
