@@ -65,7 +65,8 @@ def table(header: Iterable[str], rows: Iterable[Iterable[Any]]) -> list[str]:
 
 def paragraph(docstring: str) -> str:
     """A reStructuredText docstring as one Markdown paragraph per blank-line block."""
-    blocks = [" ".join(block.split()) for block in docstring.strip().split("\n\n")]
+    text = re.sub(r"(?<=\w)-\n\s*(?=\w)", "-", docstring.strip())  # a word split at a hyphen
+    blocks = [" ".join(block.split()) for block in text.split("\n\n")]
     return "\n\n".join(block.replace("``", "`") for block in blocks)
 
 
@@ -100,22 +101,26 @@ class Types:
         return f"{kind} ({node['format']})" if "format" in node else str(kind)
 
 
+def counted(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 CONSTRAINTS = (
-    ("minimum", "≥ {}"),
-    ("exclusiveMinimum", "> {}"),
-    ("maximum", "≤ {}"),
-    ("exclusiveMaximum", "< {}"),
-    ("minLength", "at least {} characters"),
-    ("maxLength", "at most {} characters"),
-    ("minItems", "at least {} items"),
-    ("pattern", "matches `{}`"),
+    ("minimum", lambda v: f"≥ {v}"),
+    ("exclusiveMinimum", lambda v: f"> {v}"),
+    ("maximum", lambda v: f"≤ {v}"),
+    ("exclusiveMaximum", lambda v: f"< {v}"),
+    ("minLength", lambda v: f"at least {counted(v, 'character')}"),
+    ("maxLength", lambda v: f"at most {counted(v, 'character')}"),
+    ("minItems", lambda v: f"at least {counted(v, 'item')}"),
+    ("pattern", lambda v: f"matches `{v}`"),
 )
 
 
 def constraints(node: dict[str, Any]) -> list[str]:
     found = []
     for option in [node, *node.get("anyOf", [])]:
-        found += [text.format(option[key]) for key, text in CONSTRAINTS if key in option]
+        found += [text(option[key]) for key, text in CONSTRAINTS if key in option]
     return found
 
 
@@ -212,6 +217,9 @@ document at `/openapi.json` and an interactive page at `/docs`.
   "next_cursor": ...}`; pass `next_cursor` as `cursor` for the next page, until it is
   `null`.
 - **Sizes.** A request body over `STEPLINE_MAX_BODY_BYTES` (1 MiB by default) is `413`.
+- **Workflow definitions.** The `steps` of `POST /v1/workflows` and `PUT
+  /v1/workflows/{workflow_id}` are described in the function catalog:
+  [every step's fields](functions.md#every-step) and each function's `config`.
 """
 
 
