@@ -109,10 +109,13 @@ class Platform:
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         self.lines: list[str] = []
+        self.url = self.token = ""
+        self._reader = threading.Thread(target=self._drain, daemon=True)
+
+    def wait_ready(self) -> None:
         self.url = read_until(self.process, "Stepline is running at ", self.lines).split()[0]
         self.token = read_until(self.process, "Operator token: ", self.lines)
         # keep reading, or the platform blocks once the pipe is full of its logs
-        self._reader = threading.Thread(target=self._drain, daemon=True)
         self._reader.start()
 
     def _drain(self) -> None:
@@ -127,7 +130,8 @@ class Platform:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        self._reader.join(5)
+        if self._reader.is_alive():
+            self._reader.join(5)
         self.process.stdout.close()
 
 
@@ -170,6 +174,7 @@ def test_every_command_of_the_tutorial_works_as_the_text_says(tmp_path: Path) ->
     workdir.mkdir()
     platform = Platform(tmp_path / "data")
     try:
+        platform.wait_ready()
         env = {k: v for k, v in os.environ.items() if not k.startswith("STEPLINE_")}
         env |= {"STEPLINE_URL": platform.url, "TOKEN": platform.token, "TMPDIR": str(workdir)}
         result = run_script(script(steps), cwd=workdir, env=env)
@@ -178,7 +183,8 @@ def test_every_command_of_the_tutorial_works_as_the_text_says(tmp_path: Path) ->
             failed = max(printed, default=0)
             command = steps[failed - 1].command if failed else "(before the first block)"
             pytest.fail(f"block {failed} failed with {result.returncode}:\n{command}\n"
-                        f"stdout:\n{printed.get(failed, '')}\nstderr:\n{result.stderr}")
+                        f"stdout:\n{printed.get(failed, '')}\nstderr:\n{result.stderr}\n"
+                        f"the platform's last lines:\n{''.join(platform.lines[-30:])}")
         for block in steps:
             check(block, printed[block.number])
         auth = {"Authorization": f"Bearer {platform.token}"}
