@@ -66,18 +66,13 @@ def outbox_row(
     }
 
 
-async def send(
-    conn: psycopg.AsyncConnection,
-    *,
-    parent: Packet,
-    messages: list[Message],
-    workflow_version_id: uuid.UUID,
+def outgoing(
+    parent: Packet, messages: list[Message], *, workflow_version_id: uuid.UUID,
     root: bool = False,
-) -> int:
-    """Insert one pending process and one outbox row per message, in the caller's
-    transaction. ``root``: the messages start the job and have no parent process."""
-    if not messages:
-        return 0
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The pending processes and outbox rows of ``messages``, as the JSON rows that
+    ``processes_insert`` and ``outbox_insert`` (or ``step_succeed``) take.
+    ``root``: the messages start the job and have no parent process."""
     processes, rows = [], []
     for message in messages:
         packet = parent.for_step(
@@ -102,6 +97,23 @@ async def send(
             }
         )
         rows.append(outbox_row(packet, destination=message.step.function))
+    return processes, rows
+
+
+async def send(
+    conn: psycopg.AsyncConnection,
+    *,
+    parent: Packet,
+    messages: list[Message],
+    workflow_version_id: uuid.UUID,
+    root: bool = False,
+) -> int:
+    """Insert one pending process and one outbox row per message, in the caller's
+    transaction. ``root``: the messages start the job and have no parent process."""
+    if not messages:
+        return 0
+    processes, rows = outgoing(parent, messages, workflow_version_id=workflow_version_id,
+                               root=root)
     await execute(conn, "processes_insert", rows=jsonb(processes))
     await execute(conn, "outbox_insert", rows=jsonb(rows))
     return len(rows)

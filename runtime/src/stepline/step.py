@@ -35,7 +35,7 @@ from stepline.errors import (
     PermanentError,
     TemporaryError,
 )
-from stepline.messages import outbox_row, plan, send
+from stepline.messages import outbox_row, outgoing, plan, send
 from stepline.packet import Packet, packet_from_event
 from stepline.secrets import SecretBox
 from stepline.settings import Settings
@@ -239,14 +239,13 @@ class StepRuntime:
         return Outcome.SUCCEEDED
 
     async def _commit_success(self, ctx, event, version, output, messages) -> Outcome:
-        try:
-            async with connection(self.pool) as conn, conn.transaction():
-                if not await self._record_inbox(conn, event, ctx.packet):
-                    raise _Duplicate
-                await self._write_success(conn, ctx, version, output, messages)
-        except _Duplicate:
-            return Outcome.DUPLICATE
-        return Outcome.SUCCEEDED
+        processes, rows = outgoing(ctx.packet, messages, workflow_version_id=version.id)
+        async with connection(self.pool) as conn:  # autocommit: the statement is the tx
+            result = await fetch_one(
+                conn, "step_succeed", consumer=self.consumer, event_id=event.get_id(),
+                process_id=ctx.packet.process.id, output=jsonb(output),
+                logs=jsonb(ctx.logs), processes=jsonb(processes), rows=jsonb(rows))
+        return Outcome.SUCCEEDED if result["counted"] else Outcome.DUPLICATE
 
     async def _write_success(self, conn, ctx: Context, version: Version, output, messages) -> None:
         updated = await execute(

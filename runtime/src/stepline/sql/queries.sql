@@ -38,6 +38,48 @@ SET status = 'succeeded', output = %(output)s, logs = coalesce(logs, '[]'::jsonb
     finished_at = now()
 WHERE id = %(process_id)s AND status IN ('pending', 'running');
 
+-- name: step_succeed
+-- A step's success in one statement, so one round trip and, on a connection in
+-- autocommit, one transaction: the inbox row that makes the delivery count, the
+-- process's result, its next processes and their outbox rows. Nothing after the inbox
+-- row is written when another delivery of the event counted first, and no next step
+-- when the process was cancelled meanwhile. (Foreign keys are checked at the end of
+-- the statement, when the new processes exist.)
+WITH counted AS (
+    INSERT INTO inbox (consumer, event_id, process_id)
+    VALUES (%(consumer)s, %(event_id)s, %(process_id)s)
+    ON CONFLICT DO NOTHING
+    RETURNING 1),
+done AS (
+    UPDATE processes
+    SET status = 'succeeded', output = %(output)s,
+        logs = coalesce(logs, '[]'::jsonb) || %(logs)s, error = NULL, finished_at = now()
+    WHERE id = %(process_id)s AND status IN ('pending', 'running')
+      AND EXISTS (SELECT 1 FROM counted)
+    RETURNING 1),
+next_processes AS (
+    INSERT INTO processes (id, job_id, account_id, workflow_version_id, step_id, step_key,
+                           function, parent_id, input)
+    SELECT r.id, r.job_id, r.account_id, r.workflow_version_id, r.step_id, r.step_key,
+           r.function, r.parent_id, r.input
+    FROM jsonb_to_recordset(%(processes)s) AS r(id uuid, job_id uuid, account_id uuid,
+         workflow_version_id uuid, step_id uuid, step_key text, function text,
+         parent_id uuid, input jsonb)
+    WHERE EXISTS (SELECT 1 FROM done)
+    RETURNING 1),
+next_rows AS (
+    INSERT INTO outbox (event_id, destination, job_id, process_id, attributes, data,
+                        not_before)
+    SELECT r.event_id, r.destination, r.job_id, r.process_id, r.attributes, r.data,
+           coalesce(r.not_before, now())
+    FROM jsonb_to_recordset(%(rows)s) AS r(event_id uuid, destination text, job_id uuid,
+         process_id uuid, attributes jsonb, data jsonb, not_before timestamptz)
+    WHERE EXISTS (SELECT 1 FROM done)
+    RETURNING 1)
+SELECT EXISTS (SELECT 1 FROM counted) AS counted,
+       (SELECT count(*) FROM next_processes) AS processes,
+       (SELECT count(*) FROM next_rows) AS sent;
+
 -- name: process_fail
 UPDATE processes
 SET status = 'failed', error = %(error)s, logs = coalesce(logs, '[]'::jsonb) || %(logs)s, finished_at = now()
