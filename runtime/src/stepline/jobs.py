@@ -21,6 +21,7 @@ from stepline.packet import Packet, ProcessRef, Ref, StepRef, WorkflowRef
 class StartedJob:
     id: uuid.UUID
     created: bool  # False: a start with the same idempotency key already made this job
+    sent: int = 0  # next steps sent on: a job that sent none may have ended already
 
 
 async def start_job(
@@ -96,16 +97,17 @@ async def start_job(
             _, messages = plan(entry, payload, version)
         except PermanentError as exc:
             raise StartRefused(str(exc)) from exc
-        await send(conn, parent=packet, messages=messages, workflow_version_id=version.id)
+        sent = await send(conn, parent=packet, messages=messages,
+                          workflow_version_id=version.id)
     else:
-        await send(
+        sent = await send(
             conn,
             parent=packet,
             messages=[Message(entry, payload)],
             workflow_version_id=version.id,
             root=True,
         )
-    return StartedJob(id=job_id, created=True)
+    return StartedJob(id=job_id, created=True, sent=sent)
 
 
 class StartRefused(PermanentError):

@@ -81,6 +81,8 @@ class Context:
     runtime: StepRuntime
     transaction: psycopg.AsyncConnection | None = None
     logs: list[dict[str, Any]] = field(default_factory=list)
+    # set by the runtime once the step succeeded: how many next steps it sent on
+    sent_on: int = field(default=0, repr=False)
 
     @property
     def payload(self) -> Any:
@@ -159,8 +161,10 @@ class StepRuntime:
         if isinstance(outcome_or_step, Outcome):
             return outcome_or_step
         step, version = outcome_or_step
-        outcome = await self._run(event, packet, step, version)
-        if outcome in (Outcome.SUCCEEDED, Outcome.FAILED):
+        ctx = Context(packet=packet, step=step, config={}, runtime=self)
+        outcome = await self._run(ctx, event, version)
+        # a step that sent next steps on cannot have ended its job: skip the check
+        if outcome is Outcome.FAILED or (outcome is Outcome.SUCCEEDED and not ctx.sent_on):
             await self.finish_job(packet.job.id)
         return outcome
 
@@ -195,10 +199,8 @@ class StepRuntime:
             return Outcome.DUPLICATE
         return step, version
 
-    async def _run(
-        self, event: BaseCloudEvent, packet: Packet, step: Step, version: Version
-    ) -> Outcome:
-        ctx = Context(packet=packet, step=step, config={}, runtime=self)
+    async def _run(self, ctx: Context, event: BaseCloudEvent, version: Version) -> Outcome:
+        packet, step = ctx.packet, ctx.step
         try:
             ctx.config = templates.render(step.config, render_context(packet))
             if runs_in_transaction(self.handler, ctx.config):
@@ -245,6 +247,7 @@ class StepRuntime:
                 conn, "step_succeed", consumer=self.consumer, event_id=event.get_id(),
                 process_id=ctx.packet.process.id, output=jsonb(output),
                 logs=jsonb(ctx.logs), processes=jsonb(processes), rows=jsonb(rows))
+        ctx.sent_on = result["sent"]
         return Outcome.SUCCEEDED if result["counted"] else Outcome.DUPLICATE
 
     async def _write_success(self, conn, ctx: Context, version: Version, output, messages) -> None:
@@ -256,7 +259,8 @@ class StepRuntime:
             logs=jsonb(ctx.logs),
         )
         if updated:  # nothing goes on from a process cancelled while it ran
-            await send(conn, parent=ctx.packet, messages=messages, workflow_version_id=version.id)
+            ctx.sent_on = await send(conn, parent=ctx.packet, messages=messages,
+                                     workflow_version_id=version.id)
 
     async def _commit_temporary(self, ctx: Context, event, exc: TemporaryError) -> Outcome:
         packet, policy = ctx.packet, ctx.step.retry
