@@ -1,8 +1,12 @@
 """The one module that talks to the AMQP client library (aiormq): a connection opened on
-demand, the topology declared, confirmed publishes, and manual-ack consumption.
+demand, the topology declared (or, for a user that may not declare, checked), confirmed
+publishes, and manual-ack consumption.
 
 Everything the broker or the network can throw is translated here, once, into
 :class:`TransportUnavailable`; the rest of the relay never sees an aiormq type.
+
+The URL (TLS included) goes to aiormq as it is; :mod:`stepline_relay.amqp_url` checks it
+beforehand and is the only way it is ever shown, redacted.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import aiormq
 from aiormq.abc import AbstractChannel, AbstractConnection, DeliveredMessage
 from pamqp.commands import Basic
 
+from stepline_relay.amqp_url import redact, user_of, vhost_of
 from stepline_relay.mapping import AmqpMessage, Death, deaths_of, header_text
 from stepline_relay.topology import Topology, parse_version
 from stepline_relay.transport import TransportUnavailable
@@ -48,6 +53,17 @@ class Broker:
         self._connection: AbstractConnection | None = None
         self._lock = asyncio.Lock()
 
+    def __repr__(self) -> str:  # never the password
+        return f"Broker({redact(self.url)!r}, name={self.name!r})"
+
+    @property
+    def user(self) -> str:
+        return user_of(self.url)
+
+    @property
+    def vhost(self) -> str:
+        return vhost_of(self.url)
+
     async def connection(self) -> AbstractConnection:
         async with self._lock:
             if self._connection is None or self._connection.is_closed:
@@ -76,12 +92,36 @@ class Broker:
         self._connection = None
 
 
-async def declare(broker: Broker, topology: Topology) -> None:
-    """Declare the dead-letter exchange and queue and every function queue; idempotent.
-    A queue that already exists with other arguments (say classic where quorum is asked
-    for) is kept as it is, with a warning: RabbitMQ cannot change a queue's type."""
+async def declare(broker: Broker, topology: Topology) -> bool:
+    """Declare the steps exchange, the dead-letter exchange and queue, and every function
+    queue bound to the steps exchange by its name; idempotent. True once declared.
+
+    A user that may not declare (no ``configure`` permission: a relay or a consumer run
+    with least privilege) gets False instead, once :func:`check` found the topology in
+    place: someone who may (``stepline-relay --declare-only``, or the Messaging Topology
+    Operator) declares it. A queue that already exists with other arguments (say classic
+    where quorum is asked for) is kept as it is, with a warning: RabbitMQ cannot change a
+    queue's type."""
+    try:
+        await _declare(broker, topology)
+        return True
+    except TransportUnavailable as exc:
+        if not isinstance(exc.__cause__, aiormq.exceptions.ChannelAccessRefused):
+            raise
+        refusal = exc.__cause__
+    log.warning("RabbitMQ user %r may not declare Stepline's topology in vhost %r (%s); "
+                "checking that it is there instead. Declare it once as a user that may "
+                "configure it: stepline-relay --declare-only", broker.user, broker.vhost,
+                refusal)
+    await check(broker, topology)
+    return False
+
+
+async def _declare(broker: Broker, topology: Topology) -> None:
     channel = await broker.channel(confirms=False)
     with translate_errors("declaring the topology"):
+        await channel.exchange_declare(topology.steps_exchange, exchange_type="direct",
+                                       durable=True)
         await channel.exchange_declare(topology.dead_letter_exchange, exchange_type="fanout",
                                        durable=True)
     channel = await _declare_queue(broker, channel, topology.dead_letter_queue,
@@ -92,7 +132,34 @@ async def declare(broker: Broker, topology: Topology) -> None:
     for queue in topology.queues():
         channel = await _declare_queue(broker, channel, queue,
                                        topology.function_queue_arguments())
+        with translate_errors(f"binding queue {queue!r}"):
+            await channel.queue_bind(queue, topology.steps_exchange, routing_key=queue)
     with translate_errors("declaring the topology"):
+        await channel.close()
+
+
+async def check(broker: Broker, topology: Topology) -> None:
+    """That every exchange and queue of ``topology`` exists (passive declarations, which
+    need no permission), or :class:`TransportUnavailable` naming what is missing. Bindings
+    cannot be checked this way: a missing one shows as returned (unroutable) messages."""
+    channel = await broker.channel(confirms=False)
+    exchanges = (topology.steps_exchange, topology.dead_letter_exchange)
+    queues = (topology.dead_letter_queue, *topology.queues())
+    for kind, name in (*(("exchange", e) for e in exchanges), *(("queue", q) for q in queues)):
+        try:
+            with translate_errors(f"checking {kind} {name!r}"):
+                if kind == "exchange":
+                    await channel.exchange_declare(name, passive=True)
+                else:
+                    await channel.queue_declare(name, passive=True)
+        except TransportUnavailable as exc:
+            if isinstance(exc.__cause__, aiormq.exceptions.ChannelNotFoundEntity):
+                raise TransportUnavailable(
+                    f"RabbitMQ has no {kind} {name!r} in vhost {broker.vhost!r}: the topology "
+                    "is not declared; declare it as a user that may configure it "
+                    "(stepline-relay --declare-only)") from exc
+            raise
+    with translate_errors("checking the topology"):
         await channel.close()
 
 
@@ -120,14 +187,18 @@ async def delete(broker: Broker, topology: Topology) -> None:
         for queue in (*topology.queues(), topology.dead_letter_queue):
             await channel.queue_delete(queue)
         await channel.exchange_delete(topology.dead_letter_exchange)
+        await channel.exchange_delete(topology.steps_exchange)
         await channel.close()
 
 
 class Publisher:
-    """Persistent, mandatory publishes on one confirm channel, all in flight at once."""
+    """Persistent, mandatory publishes on one confirm channel, all in flight at once, to
+    ``exchange`` (the relay's is the topology's steps exchange; ``""``, RabbitMQ's default
+    exchange, routes to the queue named by the routing key)."""
 
-    def __init__(self, broker: Broker, *, timeout_s: float = PUBLISH_TIMEOUT_S) -> None:
-        self.broker, self.timeout_s = broker, timeout_s
+    def __init__(self, broker: Broker, *, exchange: str = "",
+                 timeout_s: float = PUBLISH_TIMEOUT_S) -> None:
+        self.broker, self.exchange, self.timeout_s = broker, exchange, timeout_s
         self._channel: AbstractChannel | None = None
         self._lock = asyncio.Lock()
         self.unroutable = 0  # returned messages seen: the topology may need declaring again
@@ -160,11 +231,13 @@ class Publisher:
         )
         try:
             confirmation = await channel.basic_publish(
-                message.body, routing_key=queue, properties=properties, mandatory=True,
+                message.body, exchange=self.exchange, routing_key=queue,
+                properties=properties, mandatory=True,
             )
         except aiormq.exceptions.PublishError:
             self.unroutable += 1
-            return f"unroutable: RabbitMQ has no queue {queue!r}"
+            via = f"exchange {self.exchange!r}" if self.exchange else "the default exchange"
+            return f"unroutable: RabbitMQ has no queue {queue!r} bound to {via}"
         except aiormq.exceptions.DeliveryError as exc:
             return f"RabbitMQ refused the message to {queue!r}: {exc.frame!r}"
         except _BROKEN as exc:

@@ -8,6 +8,11 @@ a returned (unroutable) message or a broken connection is a retry. When the brok
 cannot be reached at all, :meth:`ready` says so before any row is claimed, so an outage
 spends no row's attempts. A returned message means a queue is missing: the topology is
 declared again before the next batch.
+
+Messages go to the topology's steps exchange, routed by queue name. The relay declares
+the topology itself unless told not to (``declare=False``: a relay whose RabbitMQ user may
+only write to that exchange); then, and when RabbitMQ refuses it the declaration, it
+checks that the topology is there and waits, claiming nothing, until it is.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from stepline_relay.amqp import Broker, Publisher, declare
+from stepline_relay.amqp import Broker, Publisher, check, declare
 from stepline_relay.mapping import MappingError, to_amqp
 from stepline_relay.topology import Topology, resolve_queue_type
 from stepline_relay.transport import Dead, Result, Retry, Row, Sent
@@ -25,10 +30,12 @@ log = logging.getLogger(__name__)
 
 class RabbitmqTransport:
     def __init__(self, *, broker: Broker, functions: tuple[str, ...], queue_type: str = "auto",
-                 prefix: str = "") -> None:
+                 prefix: str = "", declare: bool = True) -> None:
         self.broker = broker
-        self.publisher = Publisher(broker)
         self._functions, self._queue_type, self._prefix = functions, queue_type, prefix
+        self.declares = declare
+        exchange = Topology(functions=functions, prefix=prefix).steps_exchange
+        self.publisher = Publisher(broker, exchange=exchange)
         self.topology: Topology | None = None
         self._declared_for: object = None  # the connection the topology was declared on
         self._unroutable_seen = 0
@@ -50,11 +57,18 @@ class RabbitmqTransport:
             queue_type = resolve_queue_type(self._queue_type, await self.broker.server_version())
             self.topology = Topology(functions=self._functions, queue_type=queue_type,
                                      prefix=self._prefix)
-        await declare(self.broker, self.topology)
+        if self.declares and await declare(self.broker, self.topology):
+            log.info("RabbitMQ topology declared: %d %s queues bound to %s, and %s",
+                     len(self._functions), self.topology.queue_type,
+                     self.topology.steps_exchange, self.topology.dead_letter_queue)
+        else:
+            if self.declares:
+                self.declares = False  # refused once: checking will do from now on
+            else:
+                await check(self.broker, self.topology)
+            log.info("RabbitMQ topology checked, not declared (user %r): %d queues and %s",
+                     self.broker.user, len(self._functions), self.topology.dead_letter_queue)
         self._declared_for, self._unroutable_seen = connection, unroutable
-        log.info("RabbitMQ topology declared: %d %s queues and %s",
-                 len(self._functions), self.topology.queue_type,
-                 self.topology.dead_letter_queue)
 
     async def deliver(self, rows: list[Row]) -> list[Result]:
         assert self.topology is not None, "ready() first"

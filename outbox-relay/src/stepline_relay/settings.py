@@ -18,6 +18,10 @@ class AmqpSettings(BaseSettings):
     queue_type: Literal["auto", "classic", "quorum"] = "auto"
     # put before every queue and exchange name (tests share one broker); none by default
     queue_prefix: str = ""
+    # false: never declare the topology, only check it (a user without configure permission)
+    declare: bool = True
+    # the dead-letter recorder's own URL (a user that may read that queue); default: url
+    dead_letters_url: str | None = None
 
 
 class RelaySettings(BaseSettings):
