@@ -115,7 +115,11 @@ def test_prod_runs_its_own_broker_and_dev_an_external_one(prod: Objs, dev: Objs)
     assert [c["metadata"]["name"] for c in checks.of_kind(prod, cluster)] == ["stepline-rabbitmq"]
     assert checks.of_kind(dev, cluster) == []
     for source in checks.of_kind(prod, checks.RABBITMQ_SOURCE):
-        assert source["spec"]["rabbitmqClusterReference"] == {"name": "stepline-rabbitmq"}
+        # each source as its own least-privileged user of that broker (docs/rabbitmq.md)
+        assert source["spec"]["rabbitmqClusterReference"] == {
+            "connectionSecret": {"name": f"stepline-amqp-source-{source['metadata']['name']}"}
+        }
+        assert source["spec"]["rabbitmqResourcesConfig"]["vhost"] == "stepline"
     for source in checks.of_kind(dev, checks.RABBITMQ_SOURCE):
         assert source["spec"]["rabbitmqClusterReference"] == {
             "connectionSecret": {"name": "stepline-amqp"}
