@@ -141,16 +141,20 @@ class BrokerPlatform:
         return platform_env(self.database_url, STEPLINE_AMQP_URL=self.vhost.url,
                          STEPLINE_AMQP_QUEUE_TYPE=self.queue_type, **extra)
 
-    def start_relay(self, *args: str) -> Child:
-        relay = relay_child(env=self.amqp_env(PGAPPNAME=RELAY_APP), args=list(args))
+    def start_relay(self, *args: str, env: dict[str, str] | None = None) -> Child:
+        """``env`` overrides (say another RabbitMQ user's STEPLINE_AMQP_URL)."""
+        relay = relay_child(env={**self.amqp_env(PGAPPNAME=RELAY_APP), **(env or {})},
+                            args=list(args))
         relay.name = f"relay-{len(self.relays) + 1}"
         relay.log_path = self.log_dir / f"{relay.name}.log"
         self.relays.append(relay.start())
         return relay
 
-    def start_dispatcher(self, options: DispatchOptions = TEST_DISPATCH) -> Child:
+    def start_dispatcher(self, options: DispatchOptions = TEST_DISPATCH,
+                         env: dict[str, str] | None = None) -> Child:
         dispatcher = Child(name="dispatch", argv=command(self.function_urls(), options=options),
-                           env=self.amqp_env(), log_path=self.log_dir / "dispatch.log")
+                           env={**self.amqp_env(), **(env or {})},
+                           log_path=self.log_dir / "dispatch.log")
         self.dispatchers.append(dispatcher.start())
         return dispatcher
 
