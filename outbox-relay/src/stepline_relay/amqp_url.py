@@ -69,7 +69,7 @@ def url_problems(url: str) -> list[str]:
         problems.append(f"bad port in {_host_part(url)!r}")
     tls = sorted(TLS_OPTIONS & set(options))
     if tls and parts.scheme != "amqps":
-        problems.append(f"{', '.join(tls)} only apply to amqps:// (TLS) URLs")
+        problems.append(f"TLS option(s) {', '.join(tls)} need an amqps:// URL")
     for option in TLS_FILE_OPTIONS:
         problems += [f"{option}: no file {path!r}" for path in options.get(option, [])
                      if not os.path.isfile(path)]
