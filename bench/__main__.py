@@ -24,7 +24,7 @@ import psycopg
 from alembic import command
 from alembic.config import Config
 
-from bench import raw
+from bench import e2e, raw
 from bench.relay import (
     DISPATCHED,
     FUNCTION,
@@ -61,16 +61,17 @@ RELAY = RelayOptions()  # the relay as it ships: 4 pumps, 256 rows a batch
 
 
 @contextmanager
-def scratch_database() -> Iterator[str]:
+def scratch_database(*, migrated: bool = True) -> Iterator[str]:
     name = f"stepline_bench_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name}")
     url = ADMIN_URL.rsplit("/", 1)[0] + "/" + name
     try:
-        config = Config(str(ROOT / "migrations" / "alembic.ini"))
-        config.attributes["url"] = url
-        config.attributes["configure_logger"] = False
-        command.upgrade(config, "head")
+        if migrated:
+            config = Config(str(ROOT / "migrations" / "alembic.ini"))
+            config.attributes["url"] = url
+            config.attributes["configure_logger"] = False
+            command.upgrade(config, "head")
         yield url
     finally:
         with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
@@ -199,8 +200,7 @@ def report(results: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
     ]
     width = max(len(label) for label, _ in rows) + 2
     print(f"\nStepline bench, {context['when']} — {context['cpus']} CPUs, RabbitMQ "
-          f"{context['rabbitmq']}, PostgreSQL {context['postgresql']}, load average "
-          f"{context['load_before']} before, {context['load_after']} after")
+          f"{context['rabbitmq']}, PostgreSQL {context['postgresql']}")
     for label, value in rows:
         print(f"  {label:<{width}}{value}")
     return figures
@@ -215,12 +215,24 @@ def main() -> None:
     with scratch_database() as database_url, echo_server() as (host, port):
         context |= asyncio.run(server_versions(database_url))
         results = asyncio.run(measure(database_url, host, port))
+    figures = report(results, context)
+    if os.environ.get("STEPLINE_BENCH_E2E", "1") != "0":
+        print("\nEnd to end, the whole platform (issue 7), every step durable:", flush=True)
+        platform_results = e2e.measure(scratch_database, AMQP_URL)
+        rows, figures["end_to_end"] = e2e.table(platform_results, {
+            "publish": figures["raw"]["confirmed_publish_per_s"],
+            "consume": figures["raw"]["consume_ack_per_s"],
+            "commit": figures["raw"]["single_row_commit_per_s"],
+            "post": figures["raw"]["http_post_func_python_per_s"],
+            "commit_ms": figures["relay"]["writer_insert_commit_ms"]["median"],
+        })
+        e2e.print_table(rows)
     context["load_after"] = _load()
     context["seconds"] = round(time.perf_counter() - started, 1)
-    figures = report(results, context)
+    print(f"  load average {context['load_before']} before, {context['load_after']} after")
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"bench-{context['when'].replace(':', '')}.json"
-    out.write_text(json.dumps(figures, indent=2) + "\n")
+    out.write_text(json.dumps(figures, indent=2, default=str) + "\n")
     print(f"  ({context['seconds']}s; written to {out.relative_to(ROOT)})")
 
 
