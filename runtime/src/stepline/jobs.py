@@ -13,7 +13,7 @@ from stepline.catalog import CATALOG
 from stepline.db import execute, fetch_all, fetch_one, jsonb
 from stepline.definition import Version
 from stepline.errors import PermanentError
-from stepline.messages import Message, outbox_row, plan, send
+from stepline.messages import Message, outbox_row, outgoing, plan
 from stepline.packet import Packet, ProcessRef, Ref, StepRef, WorkflowRef
 
 
@@ -46,29 +46,6 @@ async def start_job(
     pending process with its outbox row. The caller ends the job after its commit when
     nothing was sent on (:func:`stepline.jobs.finish`)."""
     job_id = uuid.uuid4()
-    row = await fetch_one(
-        conn,
-        "job_insert",
-        id=job_id,
-        account_id=account_id,
-        workflow_id=workflow_id,
-        workflow_version_id=version.id,
-        version=version_number,
-        trigger=trigger,
-        payload=jsonb(payload),
-        idempotency_key=idempotency_key,
-        parent_process_id=parent_process_id,
-        depth=depth,
-        user_id=user_id,
-    )
-    if row is None:
-        existing = await fetch_one(
-            conn,
-            "job_by_idempotency_key",
-            workflow_id=workflow_id,
-            idempotency_key=idempotency_key,
-        )
-        return StartedJob(id=existing["id"], created=False)
     entry = version.steps[entry_key]
     packet = Packet(
         payload=payload,
@@ -81,32 +58,44 @@ async def start_job(
     )
     spec = CATALOG.get(entry.function)
     if spec is not None and spec.kind == "trigger":
-        await execute(
-            conn,
-            "trigger_process_insert",
-            id=packet.process.id,
-            job_id=job_id,
-            account_id=account_id,
-            workflow_version_id=version.id,
-            step_id=entry.id,
-            step_key=entry.key,
-            function=entry.function,
-            payload=jsonb(payload),
-        )
         try:
             _, messages = plan(entry, payload, version)
         except PermanentError as exc:
             raise StartRefused(str(exc)) from exc
-        sent = await send(conn, parent=packet, messages=messages,
-                          workflow_version_id=version.id)
+        entry_rows = [{"id": str(packet.process.id), "step_id": str(entry.id),
+                       "step_key": entry.key, "function": entry.function}]
+        processes, rows = outgoing(packet, messages, workflow_version_id=version.id)
     else:
-        sent = await send(
+        entry_rows = []
+        processes, rows = outgoing(packet, [Message(entry, payload)],
+                                   workflow_version_id=version.id, root=True)
+    row = await fetch_one(
+        conn,
+        "job_start",
+        id=job_id,
+        account_id=account_id,
+        workflow_id=workflow_id,
+        workflow_version_id=version.id,
+        version=version_number,
+        trigger=trigger,
+        payload=jsonb(payload),
+        idempotency_key=idempotency_key,
+        parent_process_id=parent_process_id,
+        depth=depth,
+        user_id=user_id,
+        entry=jsonb(entry_rows),
+        processes=jsonb(processes),
+        rows=jsonb(rows),
+    )
+    if row["id"] is None:
+        existing = await fetch_one(
             conn,
-            parent=packet,
-            messages=[Message(entry, payload)],
-            workflow_version_id=version.id,
-            root=True,
+            "job_by_idempotency_key",
+            workflow_id=workflow_id,
+            idempotency_key=idempotency_key,
         )
+        return StartedJob(id=existing["id"], created=False)
+    sent = row["sent"]
     return StartedJob(id=job_id, created=True, sent=sent)
 
 

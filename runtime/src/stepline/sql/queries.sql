@@ -204,25 +204,52 @@ SELECT count(*)::float8 AS pending,
                 0)::float8 AS oldest_due_age_s
 FROM outbox WHERE status = 'pending';
 
--- name: job_insert
--- A retried start with the same idempotency key inserts nothing and returns no row.
-INSERT INTO jobs (id, account_id, workflow_id, workflow_version_id, version, trigger,
-                  payload, idempotency_key, parent_process_id, depth, user_id)
-VALUES (%(id)s, %(account_id)s, %(workflow_id)s, %(workflow_version_id)s, %(version)s,
-        %(trigger)s, %(payload)s, %(idempotency_key)s, %(parent_process_id)s, %(depth)s,
-        %(user_id)s)
-ON CONFLICT (workflow_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-RETURNING id;
+-- name: job_start
+-- A job's start in one statement: the job (nothing at all when a start with the same
+-- idempotency key made it already), the trigger's entry process when the entry is a
+-- trigger (done the moment the job starts), and the first pending processes with their
+-- outbox rows. Foreign keys are checked at the end of the statement.
+WITH job AS (
+    INSERT INTO jobs (id, account_id, workflow_id, workflow_version_id, version, trigger,
+                      payload, idempotency_key, parent_process_id, depth, user_id)
+    VALUES (%(id)s, %(account_id)s, %(workflow_id)s, %(workflow_version_id)s, %(version)s,
+            %(trigger)s, %(payload)s, %(idempotency_key)s, %(parent_process_id)s,
+            %(depth)s, %(user_id)s)
+    ON CONFLICT (workflow_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+    RETURNING id),
+entry AS (
+    INSERT INTO processes (id, job_id, account_id, workflow_version_id, step_id, step_key,
+                           function, status, attempt, input, output, started_at, finished_at)
+    SELECT r.id, job.id, %(account_id)s, %(workflow_version_id)s, r.step_id, r.step_key,
+           r.function, 'succeeded', 1, %(payload)s, %(payload)s, now(), now()
+    FROM job, jsonb_to_recordset(%(entry)s) AS r(id uuid, step_id uuid, step_key text,
+                                                 function text)
+    RETURNING 1),
+first_processes AS (
+    INSERT INTO processes (id, job_id, account_id, workflow_version_id, step_id, step_key,
+                           function, parent_id, input)
+    SELECT r.id, r.job_id, r.account_id, r.workflow_version_id, r.step_id, r.step_key,
+           r.function, r.parent_id, r.input
+    FROM jsonb_to_recordset(%(processes)s) AS r(id uuid, job_id uuid, account_id uuid,
+         workflow_version_id uuid, step_id uuid, step_key text, function text,
+         parent_id uuid, input jsonb)
+    WHERE EXISTS (SELECT 1 FROM job)
+    RETURNING 1),
+first_rows AS (
+    INSERT INTO outbox (event_id, destination, job_id, process_id, attributes, data,
+                        not_before)
+    SELECT r.event_id, r.destination, r.job_id, r.process_id, r.attributes, r.data,
+           coalesce(r.not_before, now())
+    FROM jsonb_to_recordset(%(rows)s) AS r(event_id uuid, destination text, job_id uuid,
+         process_id uuid, attributes jsonb, data jsonb, not_before timestamptz)
+    WHERE EXISTS (SELECT 1 FROM job)
+    RETURNING 1)
+SELECT (SELECT id FROM job) AS id,
+       (SELECT count(*) FROM entry) + (SELECT count(*) FROM first_processes) AS processes,
+       (SELECT count(*) FROM first_rows) AS sent;
 
 -- name: job_by_idempotency_key
 SELECT id FROM jobs WHERE workflow_id = %(workflow_id)s AND idempotency_key = %(idempotency_key)s;
-
--- name: trigger_process_insert
--- The entry step of a job started by a trigger: done the moment the job starts.
-INSERT INTO processes (id, job_id, account_id, workflow_version_id, step_id, step_key,
-                       function, status, attempt, input, output, started_at, finished_at)
-VALUES (%(id)s, %(job_id)s, %(account_id)s, %(workflow_version_id)s, %(step_id)s,
-        %(step_key)s, %(function)s, 'succeeded', 1, %(payload)s, %(payload)s, now(), now());
 
 -- name: job_cancel
 UPDATE jobs SET status = 'cancelled', finished_at = now()
