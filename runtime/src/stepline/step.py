@@ -19,7 +19,7 @@ import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 import psycopg
 from cloudevents.core.base import BaseCloudEvent
@@ -43,6 +43,8 @@ from stepline.settings import Settings
 log = logging.getLogger(__name__)
 
 VERSION_CACHE_SIZE = 512
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 class Outcome(enum.StrEnum):
@@ -68,6 +70,28 @@ class Waiting:
     process stays running, holding no worker, until it is delivered again."""
 
     reason: str
+
+
+class Lru(Generic[K, V]):
+    """A bounded map that drops the least recently used entry: for what never changes
+    once written, such as a workflow version's steps."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[K, V] = OrderedDict()
+
+    def get(self, key: K) -> V | None:
+        value = self._items.get(key)
+        if value is not None:
+            self._items.move_to_end(key)
+        return value
+
+    def put(self, key: K, value: V) -> V:
+        self._items[key] = value
+        self._items.move_to_end(key)
+        if len(self._items) > self.size:
+            self._items.popitem(last=False)
+        return value
 
 
 @dataclass
@@ -148,7 +172,7 @@ class StepRuntime:
         self.handler = handler
         self.settings = settings
         self.consumer = handler.spec.name
-        self._versions: OrderedDict[tuple[uuid.UUID, int], Version] = OrderedDict()
+        self._versions: Lru[tuple[uuid.UUID, int], Version] = Lru(VERSION_CACHE_SIZE)
 
     async def deliver(self, event: BaseCloudEvent) -> Outcome:
         try:
@@ -355,16 +379,11 @@ class StepRuntime:
         """The steps of an immutable version, cached for the life of the process."""
         key = (workflow_id, number)
         if (cached := self._versions.get(key)) is not None:
-            self._versions.move_to_end(key)
             return cached
         rows = await fetch_all(conn, "version_steps", workflow_id=workflow_id, version=number)
         if not rows:
             raise PermanentError(f"workflow {workflow_id} has no version {number}")
-        version = version_from_rows(rows)
-        self._versions[key] = version
-        if len(self._versions) > VERSION_CACHE_SIZE:
-            self._versions.popitem(last=False)
-        return version
+        return self._versions.put(key, version_from_rows(rows))
 
     async def stored_connection(self, account_id: uuid.UUID, name: str) -> StoredConnection:
         async with connection(self.pool) as conn:

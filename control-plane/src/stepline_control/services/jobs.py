@@ -17,8 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from stepline import jobs as runtime_jobs
 from stepline.db import fetch_all, fetch_one
+from stepline.definition import Version
 from stepline.models import DeadLetter, Job, Process, Workflow
-from stepline.step import version_from_rows
+from stepline.step import VERSION_CACHE_SIZE, Lru, version_from_rows
 from stepline_control import logs
 from stepline_control.auth import Principal
 from stepline_control.errors import ApiError, conflict, not_found
@@ -34,6 +35,8 @@ log = logging.getLogger(__name__)
 PROCESS_STATUSES = ("pending", "running", "succeeded", "failed", "cancelled")
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
+# the steps and entry of the versions started lately, by (workflow id, version number)
+_START_VERSIONS: Lru[tuple[uuid.UUID, int], tuple[Version, str]] = Lru(VERSION_CACHE_SIZE)
 
 
 async def start_manual(
@@ -46,12 +49,14 @@ async def start_manual(
     if workflow.paused_at is not None:
         raise conflict("this workflow is paused: resume it first", "workflow_paused")
     conn = await driver_connection(session)
-    rows = await fetch_all(conn, "version_steps", workflow_id=workflow.id,
-                           version=workflow.current_version)
-    version = version_from_rows(rows)
-    current = await fetch_one(conn, "workflow_current", workflow_id=workflow.id,
-                              account_id=principal.account_id)
-    entry = current["entry_step_key"]
+    key = (workflow.id, workflow.current_version)
+    if (known := _START_VERSIONS.get(key)) is None:  # a version never changes: once
+        rows = await fetch_all(conn, "version_steps", workflow_id=workflow.id,
+                               version=workflow.current_version)
+        current = await fetch_one(conn, "workflow_current", workflow_id=workflow.id,
+                                  account_id=principal.account_id)
+        known = _START_VERSIONS.put(key, (version_from_rows(rows), current["entry_step_key"]))
+    version, entry = known
     try:
         started = await runtime_jobs.start_job(
             conn, account_id=principal.account_id, workflow_id=workflow.id,
