@@ -8,7 +8,7 @@ import logging
 
 import uvicorn
 
-from stepline.settings import Settings
+from stepline_control.config import ControlSettings
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 DEFAULT_HOST = "127.0.0.1"
@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "serve":
         serve_api(host=args.host, port=args.port)
         return
-    settings = Settings()
+    settings = ControlSettings()  # the control plane's own settings apply on one machine too
     logging.basicConfig(level=settings.log_level, format=LOG_FORMAT)
     if args.command == "run":
         from stepline_control.local import run_platform
@@ -39,7 +39,6 @@ def serve_api(*, host: str, port: int) -> None:
     """The control plane alone (as in a cluster): JSON logs, settings from the environment."""
     from stepline_control import logs
     from stepline_control.app import create_app
-    from stepline_control.config import ControlSettings
 
     settings = ControlSettings()
     logs.configure(settings.log_level)
