@@ -88,7 +88,8 @@ class FollowSchedules:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (scope["type"] != "http" or scope["method"] == "GET"
-                or not scope["path"].startswith(SCHEDULE_PATHS)):
+                or not scope["path"].startswith(SCHEDULE_PATHS)
+                or scope["path"].endswith("/jobs")):  # a job's start changes no schedule
             return await self.app(scope, receive, send)
 
         async def watch(message: Message) -> None:
