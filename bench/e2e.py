@@ -237,8 +237,9 @@ async def hop_gaps_ms(conn: psycopg.AsyncConnection, job_id: str) -> dict[str, l
     function's answer on one machine)."""
     cur = await conn.execute(HOPS_SQL, (job_id,))
     rows = await cur.fetchall()
-    return {"total": [float(r[2]) for r in rows], "to_sent": [float(r[0]) for r in rows],
-            "sent_to_start": [float(r[1]) for r in rows]}
+    marked = [r for r in rows if r[0] is not None]  # the last may not be marked yet
+    return {"total": [float(r[2]) for r in rows], "to_sent": [float(r[0]) for r in marked],
+            "sent_to_start": [float(r[1]) for r in marked]}
 
 
 async def scenario_chain(s: Stack) -> dict[str, Any]:
