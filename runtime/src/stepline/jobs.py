@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -22,6 +23,8 @@ class StartedJob:
     id: uuid.UUID
     created: bool  # False: a start with the same idempotency key already made this job
     sent: int = 0  # next steps sent on: a job that sent none may have ended already
+    entry_done: int = 0  # 1 when the entry is a trigger, recorded as succeeded at once
+    created_at: datetime | None = None
 
 
 async def start_job(
@@ -95,8 +98,8 @@ async def start_job(
             idempotency_key=idempotency_key,
         )
         return StartedJob(id=existing["id"], created=False)
-    sent = row["sent"]
-    return StartedJob(id=job_id, created=True, sent=sent)
+    return StartedJob(id=job_id, created=True, sent=row["sent"], entry_done=row["entry"],
+                      created_at=row["created_at"])
 
 
 class StartRefused(PermanentError):

@@ -138,7 +138,9 @@ async def start_job(workflow_id: uuid.UUID, body: JobStart, session: SessionDep,
                     principal: WriterDep, metrics: MetricsDep) -> JobPublic:
     """A manual start at the entry step: 403 if the account or workflow is blocked, 429
     over the monthly quota (both recorded in usage), 409 if paused."""
-    job_id = await jobs.start_manual(session, principal=principal, workflow_id=workflow_id,
-                                     payload=body.payload, metrics=metrics)
-    job = await jobs.get_job(session, principal=principal, job_id=job_id)
+    started = await jobs.start_manual(session, principal=principal, workflow_id=workflow_id,
+                                      payload=body.payload, metrics=metrics)
+    if isinstance(started, JobPublic):
+        return started
+    job = await jobs.get_job(session, principal=principal, job_id=started)
     return await jobs.job_public(session, job)

@@ -42,7 +42,9 @@ _START_VERSIONS: Lru[tuple[uuid.UUID, int], tuple[Version, str]] = Lru(VERSION_C
 async def start_manual(
     session: AsyncSession, *, principal: Principal, workflow_id: uuid.UUID, payload: Any,
     metrics: Metrics,
-) -> uuid.UUID:
+) -> JobPublic | uuid.UUID:
+    """The started job as its 201 shows it, or only its id when it may have ended at
+    once (nothing sent on) and must be read back."""
     workflow = await get_workflow(session, principal=principal, workflow_id=workflow_id)
     await usage.admit(session, account_id=principal.account_id, workflow=workflow,
                       metrics=metrics)
@@ -73,7 +75,16 @@ async def start_manual(
     metrics.jobs_started.labels("manual").inc()
     logs.bind(workflow_id=workflow.id, job_id=started.id)
     log.info("job started", extra={"trigger": "manual"})
-    return started.id
+    if not started.sent or started.created_at is None:
+        return started.id
+    # running, as the start's own statement wrote it: no need to read it back
+    counts = dict.fromkeys(PROCESS_STATUSES, 0)
+    counts |= {"succeeded": started.entry_done, "pending": started.sent,
+               "total": started.entry_done + started.sent}
+    return JobPublic(id=started.id, account_id=principal.account_id,
+                     workflow_id=workflow.id, version=workflow.current_version,
+                     status="running", trigger="manual", counts=counts,
+                     created_at=started.created_at, finished_at=None)
 
 
 def _readable(query: Select, principal: Principal) -> Select:

@@ -216,7 +216,7 @@ WITH job AS (
             %(trigger)s, %(payload)s, %(idempotency_key)s, %(parent_process_id)s,
             %(depth)s, %(user_id)s)
     ON CONFLICT (workflow_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-    RETURNING id),
+    RETURNING id, created_at),
 entry AS (
     INSERT INTO processes (id, job_id, account_id, workflow_version_id, step_id, step_key,
                            function, status, attempt, input, output, started_at, finished_at)
@@ -244,8 +244,8 @@ first_rows AS (
          process_id uuid, attributes jsonb, data jsonb, not_before timestamptz)
     WHERE EXISTS (SELECT 1 FROM job)
     RETURNING 1)
-SELECT (SELECT id FROM job) AS id,
-       (SELECT count(*) FROM entry) + (SELECT count(*) FROM first_processes) AS processes,
+SELECT (SELECT id FROM job) AS id, (SELECT created_at FROM job) AS created_at,
+       (SELECT count(*) FROM entry) AS entry,
        (SELECT count(*) FROM first_rows) AS sent;
 
 -- name: job_by_idempotency_key
