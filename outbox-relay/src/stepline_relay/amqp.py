@@ -267,17 +267,20 @@ class Delivery:
 class Consumer:
     """Consumes one queue on its own channel with manual acks and a prefetch. ``get``
     answers None for ever once the channel or the connection is gone: the caller opens
-    a new consumer, and RabbitMQ redelivers whatever was not acked."""
+    a new consumer, and RabbitMQ redelivers whatever was not acked. ``closed`` is set
+    then too."""
 
     def __init__(self, broker: Broker, queue: str, *, prefetch: int) -> None:
         self.broker, self.queue, self.prefetch = broker, queue, prefetch
         self._channel: AbstractChannel | None = None
         self._deliveries: asyncio.Queue[Delivery | None] = asyncio.Queue()
+        self._watching: asyncio.Task[None] | None = None
         self.closed = asyncio.Event()
 
     async def __aenter__(self) -> Consumer:
         self._channel = channel = await self.broker.channel(confirms=False)
         channel.closing.add_done_callback(self._on_close)
+        self._watching = asyncio.create_task(self._watch())
         try:
             with translate_errors(f"consuming {self.queue!r}"):
                 await channel.basic_qos(prefetch_count=self.prefetch)
@@ -290,6 +293,8 @@ class Consumer:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        if self._watching is not None:
+            self._watching.cancel()
         if self._channel is not None and not self._channel.is_closed:
             try:
                 await self._channel.close()
@@ -301,17 +306,15 @@ class Consumer:
             self.closed.set()
             self._deliveries.put_nowait(None)
 
-    def _gone(self) -> bool:
-        """Whether the channel or its connection is closed, looked at directly: the
-        close callback alone was seen to miss a connection closed by the broker."""
-        channel = self._channel
-        if channel is None or channel.is_closed or channel.connection.is_closed:
-            self._on_close()
-        return self.closed.is_set()
-
-    async def watch(self, interval_s: float = 1.0) -> None:
-        """Returns once the channel is gone (or is cancelled)."""
-        while not self._gone():
+    async def _watch(self, interval_s: float = 1.0) -> None:
+        """Look at the channel and its connection every ``interval_s`` and close this
+        consumer once either is gone: the close callback alone was seen to miss a
+        connection closed by the broker."""
+        while not self.closed.is_set():
+            channel = self._channel
+            if channel is None or channel.is_closed or channel.connection.is_closed:
+                self._on_close()
+                return
             try:
                 await asyncio.wait_for(self.closed.wait(), interval_s)
             except TimeoutError:
@@ -331,19 +334,14 @@ class Consumer:
 
     async def get(self, stop: asyncio.Event) -> Delivery | None:
         """The next delivery, or None once the channel is gone or ``stop`` is set."""
-        if self._gone() or stop.is_set():
+        if self.closed.is_set() or stop.is_set():
             return None
         getting = asyncio.ensure_future(self._deliveries.get())
         stopping = asyncio.ensure_future(stop.wait())
-        watching = asyncio.ensure_future(self.watch())  # its close puts the None for us
         try:
-            await asyncio.wait({getting, stopping, watching},
-                               return_when=asyncio.FIRST_COMPLETED)
-            if watching.done() and not getting.done():
-                await asyncio.sleep(0)  # let the None reach the getter
+            await asyncio.wait({getting, stopping}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             stopping.cancel()
-            watching.cancel()
             if not getting.done():
                 getting.cancel()  # nothing taken: a cancelled Queue.get loses no item
         if not getting.done() or getting.cancelled():

@@ -135,7 +135,7 @@ class Dispatcher:
         # A lost channel ends the round at once: a worker still waiting on its function
         # (up to the request timeout) could not ack on it anyway, and RabbitMQ delivers
         # its message again on the next channel, where the function's inbox sees it.
-        watching = asyncio.create_task(consumer.watch())
+        watching = asyncio.create_task(consumer.closed.wait())
         all_done = asyncio.gather(*workers)
         try:
             await asyncio.wait({all_done, watching}, return_when=asyncio.FIRST_COMPLETED)
