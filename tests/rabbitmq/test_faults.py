@@ -249,7 +249,11 @@ async def test_the_same_message_delivered_twice_has_one_effect(
             job_id = await start_fanout_job(client, empty_database_url, ITEMS)
             await wait_for_job_end(platform, job_id)
         # the second copies may still be on their way: wait until every one was acked
-        # every message went out twice (more, if a lease ran out on a slow machine)
+        # every message went out twice (more, if a lease ran out on a slow machine); a
+        # batch is counted once RabbitMQ confirmed it, which can come after its messages
+        # were consumed and the job ended
+        await until(lambda: transport.published >= 2 * (1 + 2 * ITEMS),
+                    "every copy confirmed", timeout_s=30)
         assert transport.published >= 2 * (1 + 2 * ITEMS)
         await until(lambda: sum(d.acked for d in dispatchers) == transport.published,
                     "every copy acknowledged", timeout_s=30)
