@@ -23,7 +23,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import median, quantiles
@@ -151,7 +151,7 @@ def stack(database_url: str, mode: str, amqp_url: str, log_dir: Path) -> Iterato
         env={**env, "STEPLINE_BOOTSTRAP_TOKEN": token},
         health_url=f"http://127.0.0.1:{port}/healthz", log_path=log_dir / "control-plane.log")
     children = [control, *functions]
-    with vhost(amqp_url) if mode == "rabbitmq" else _nothing() as broker_url:
+    with vhost(amqp_url) if mode == "rabbitmq" else nullcontext() as broker_url:
         if mode == "rabbitmq":
             broker = {**env, "STEPLINE_AMQP_URL": broker_url}
             children += [relay_child(env=broker, log_dir=log_dir),
@@ -170,11 +170,6 @@ def stack(database_url: str, mode: str, amqp_url: str, log_dir: Path) -> Iterato
         finally:
             for child in children:
                 child.stop()
-
-
-@contextmanager
-def _nothing() -> Iterator[None]:
-    yield None
 
 
 async def create_workflow(api: httpx.AsyncClient, name: str, steps: list[dict]) -> str:
