@@ -173,7 +173,14 @@ class LocalHttp:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            # a relay opens up to 64 connections at once: with the default backlog of 5
+            # the kernel drops the rest of a burst, and each dropped connect waits 1 s,
+            # 3 s, 7 s... for its retransmission
+            request_queue_size = 256
+            daemon_threads = True
+
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.port = self.server.server_address[1]
         self.base = f"http://127.0.0.1:{self.port}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
