@@ -157,7 +157,7 @@ async def test_a_process_finishing_after_its_job_was_cancelled_sends_nothing_on(
 
 async def test_a_job_whose_end_check_was_lost_is_ended_by_the_sweep(database_url: str) -> None:
     from stepline.db import create_pool
-    from stepline.jobs import finish_stale
+    from stepline.lifecycle import finish_stale
 
     job_id = await start(database_url, {"items": []})
     with psycopg.connect(database_url) as conn:  # as if the last process committed, then crashed

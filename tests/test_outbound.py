@@ -15,7 +15,8 @@ from stepline.definition import RetryPolicy, Step
 from stepline.net import AddressRefused
 from stepline.packet import Packet, ProcessRef, Ref, StepRef, WorkflowRef
 from stepline.settings import Settings
-from stepline.step import Context, StepRuntime
+from stepline.context import Context
+from stepline.step import StepRuntime
 from support import LocalHttp, Reply, json_reply
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,7 +69,8 @@ def context(config: dict[str, Any], allow: str) -> Context:
     )
     handler = http_request_handler()
     runtime = StepRuntime(pool=None, handler=handler, settings=Settings(http_allow_cidrs=allow))
-    return Context(packet=packet, step=step, config=config, runtime=runtime), handler
+    return Context(packet=packet, step=step, config=runtime.config_of(step, packet),
+                   runtime=runtime), handler
 
 
 @pytest.fixture

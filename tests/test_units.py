@@ -132,7 +132,8 @@ class TestTemplates:
 
 class TestPlan:
     def version(self, *steps: Step) -> Version:
-        return Version(id=uuid.uuid4(), steps={s.key: s for s in steps})
+        return Version(id=uuid.uuid4(), number=1, entry_key=steps[0].key,
+                       steps={s.key: s for s in steps})
 
     def test_single_multiple_and_null(self) -> None:
         save = a_step("save", output=None)

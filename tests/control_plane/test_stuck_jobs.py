@@ -20,7 +20,7 @@ import psycopg
 import pytest
 from cp_support import Api, api, manual_then, workflow
 
-from stepline.jobs import finish, redeliver
+from stepline.lifecycle import finish, redeliver
 from stepline_control.services import stuck
 from stepline_control.sessions import driver_connection
 

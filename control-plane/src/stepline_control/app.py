@@ -10,13 +10,11 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from typing import Any
 
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from stepline import jobs as runtime_jobs
+from stepline import lifecycle
 from stepline.settings import Settings, sqlalchemy_url
 from stepline_control import errors, schedules, ui
 from stepline_control.auth import ensure_bootstrap_token
@@ -49,7 +47,6 @@ ROUTERS = (health, accounts, tokens, projects, connections, functions, workflows
 SWEEP_INTERVAL_S = 30.0
 SWEEP_MIN_AGE_S = 60.0
 # changes after which the schedules must follow the database at once
-SCHEDULE_PATHS = ("/v1/workflows", "/v1/accounts")
 
 
 def make_engine(settings: ControlSettings) -> AsyncEngine:
@@ -79,27 +76,6 @@ async def _retention(app: FastAPI, settings: ControlSettings) -> AsyncIterator[N
             await task
 
 
-class FollowSchedules:
-    """After a successful change to a workflow or an account, the schedules follow the
-    database at once instead of at their next periodic pass."""
-
-    def __init__(self, app: ASGIApp, *, state: Any) -> None:
-        self.app, self.state = app, state
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (scope["type"] != "http" or scope["method"] == "GET"
-                or not scope["path"].startswith(SCHEDULE_PATHS)
-                or scope["path"].endswith("/jobs")):  # a job's start changes no schedule
-            return await self.app(scope, receive, send)
-
-        async def watch(message: Message) -> None:
-            if message["type"] == "http.response.start" and message["status"] < 400:
-                schedules.poke(self.state)
-            await send(message)
-
-        await self.app(scope, receive, watch)
-
-
 async def _sweep_stale_jobs(app: FastAPI) -> None:
     log = logging.getLogger(__name__)
     while True:
@@ -107,7 +83,7 @@ async def _sweep_stale_jobs(app: FastAPI) -> None:
         try:
             async with app.state.sessions() as session:
                 conn = await driver_connection(session)
-                ended = await runtime_jobs.finish_stale(conn, min_age_s=SWEEP_MIN_AGE_S)
+                ended = await lifecycle.finish_stale(conn, min_age_s=SWEEP_MIN_AGE_S)
                 await session.commit()
             if ended:
                 log.warning("ended %d job(s) whose end check had been lost", ended)
@@ -159,12 +135,12 @@ def create_app(settings: Settings) -> FastAPI:
                   description="Workflow automation: workflows of steps, run as jobs.")
     app.state.settings = settings
     app.state.metrics = Metrics(ttl_s=settings.metrics_db_ttl_s)
+    app.state.versions = lifecycle.Versions()  # the steps of the versions started lately
     errors.install(app)
     for module in ROUTERS:
         app.include_router(module.router)
 
     # the last added runs first: the request's context wraps the size limit
-    app.add_middleware(FollowSchedules, state=app.state)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContext, metrics=app.state.metrics)
     return app

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from stepline_control import logs
+from stepline.lifecycle import Versions
+from stepline_control import logs, schedules
 from stepline_control.auth import Principal, resolve, touch
 from stepline_control.config import ControlSettings
 from stepline_control.errors import ApiError
@@ -38,6 +39,23 @@ async def get_metrics(request: Request) -> Metrics:
 
 
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+
+
+async def get_versions(request: Request) -> Versions:
+    return request.app.state.versions
+
+
+VersionsDep = Annotated[Versions, Depends(get_versions)]
+
+
+async def get_schedules_changed(request: Request) -> Callable[[], None]:
+    """What a service calls after committing a change the schedules follow (a workflow's
+    steps, pause or block; an account's block): they look at the database at once
+    instead of at their next periodic pass."""
+    return lambda: schedules.poke(request.app.state)
+
+
+SchedulesChangedDep = Annotated[Callable[[], None], Depends(get_schedules_changed)]
 
 
 async def get_principal(

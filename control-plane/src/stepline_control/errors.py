@@ -1,5 +1,6 @@
 """API errors: every 4xx is ``{"error": {"code", "message", "details"}}``, and so is
-the 500 of a bug (without its details, which go to the log)."""
+the 500 of a bug (without its details, which go to the log). The one place where the
+services' domain errors become HTTP statuses (:data:`STATUS`, :data:`REFUSAL_STATUS`)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,16 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from stepline_control.services.errors import (
+    Conflict,
+    Invalid,
+    Malformed,
+    NotFound,
+    Refused,
+    ServiceError,
+    Unavailable,
+)
+
 log = logging.getLogger(__name__)
 
 HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
@@ -25,16 +36,17 @@ class ApiError(Exception):
         self.status, self.code, self.message, self.details = status, code, message, details
 
 
-def not_found(what: str) -> ApiError:
-    return ApiError(404, "not_found", f"{what} not found")
+STATUS: dict[type[ServiceError], int] = {
+    NotFound: 404, Conflict: 409, Invalid: 422, Malformed: 400, Unavailable: 503}
+# a refused start: a block is the operator's, a pause the owner's, the quota the month's
+REFUSAL_STATUS = {"account_blocked": 403, "workflow_blocked": 403, "workflow_paused": 409,
+                  "quota_exceeded": 429}
 
 
-def forbidden(message: str, code: str = "forbidden") -> ApiError:
-    return ApiError(403, code, message)
-
-
-def conflict(message: str, code: str = "conflict") -> ApiError:
-    return ApiError(409, code, message)
+def status_of(exc: ServiceError) -> int:
+    if isinstance(exc, Refused):
+        return REFUSAL_STATUS[exc.refusal.code]
+    return next(status for kind, status in STATUS.items() if isinstance(exc, kind))
 
 
 def body(code: str, message: str, details: Any = None) -> dict[str, Any]:
@@ -49,6 +61,14 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
         return JSONResponse(body(exc.code, exc.message, exc.details), status_code=exc.status)
+
+    @app.exception_handler(ServiceError)
+    async def _service(request: Request, exc: ServiceError) -> JSONResponse:
+        if isinstance(exc, Refused):
+            request.app.state.metrics.starts_refused.labels(exc.code).inc()
+            log.warning("start refused: %s", exc.message, extra={"reason": exc.code})
+        return JSONResponse(body(exc.code, exc.message, exc.details),
+                            status_code=status_of(exc))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -15,7 +15,7 @@ from sqlalchemy import Select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
-from stepline_control.errors import ApiError
+from stepline_control.services.errors import Invalid
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
@@ -39,8 +39,9 @@ def decode_cursor(cursor: str, types: tuple[type, ...]) -> tuple[Any, ...]:
             raise ValueError("wrong length")
         return tuple(_parse(t, v) for t, v in zip(types, values, strict=True))
     except (ValueError, TypeError, UnicodeDecodeError) as exc:
-        raise ApiError(422, "invalid_cursor", "the cursor is not one this API returned",
-                       [{"field": "cursor", "message": "not a cursor of this list"}]) from exc
+        raise Invalid("the cursor is not one this API returned",
+                      [{"field": "cursor", "message": "not a cursor of this list"}],
+                      code="invalid_cursor") from exc
 
 
 def _parse(kind: type, value: Any) -> Any:

@@ -11,11 +11,7 @@ from typing import Any
 
 import cel
 
-from stepline.catalog import CATALOG
-from stepline.errors import PermanentError
-from stepline.host import FunctionHost
-from stepline.messages import Route
-from stepline.step import Context
+from stepline.sdk import CATALOG, ConditionConfig, Context, FunctionHost, PermanentError, Route
 
 EVALUATION_TIMEOUT_S = 1.0
 
@@ -41,23 +37,23 @@ def evaluate(expression: str, variables: dict[str, Any]) -> bool:
 class Condition:
     spec = CATALOG["Condition"]
 
-    async def run(self, ctx: Context) -> Route:
+    async def run(self, ctx: Context[ConditionConfig]) -> Route:
         packet = ctx.packet.model_dump(mode="json")
         variables = {k: packet[k] for k in ("payload", "job", "step", "attempt")}
-        for i, branch in enumerate(ctx.config["branches"]):
+        for i, branch in enumerate(ctx.config.branches):
             try:
                 holds = await asyncio.wait_for(
-                    asyncio.to_thread(evaluate, branch["when"], variables), EVALUATION_TIMEOUT_S
+                    asyncio.to_thread(evaluate, branch.when, variables), EVALUATION_TIMEOUT_S
                 )
             except TimeoutError as exc:
                 raise PermanentError(
                     f"branches[{i}].when took over {EVALUATION_TIMEOUT_S}s"
                 ) from exc
             if holds:
-                ctx.log(f"branches[{i}] holds: {branch['when']} -> {branch['next']}")
-                return Route(branch["next"], ctx.payload)
-        ctx.log(f"no branch holds -> {ctx.config.get('default')}")
-        return Route(ctx.config.get("default"), ctx.payload)
+                ctx.log(f"branches[{i}] holds: {branch.when} -> {branch.next}")
+                return Route(branch.next, ctx.payload)
+        ctx.log(f"no branch holds -> {ctx.config.default}")
+        return Route(ctx.config.default, ctx.payload)
 
 
 def new() -> FunctionHost:

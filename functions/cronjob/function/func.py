@@ -12,12 +12,17 @@ from typing import Any
 
 from cloudevents.core.base import BaseCloudEvent
 
-from stepline.catalog import CATALOG
-from stepline.db import connection
-from stepline.errors import MalformedEvent, PermanentError
-from stepline.host import FunctionHost
-from stepline.step import StepRuntime
-from stepline.triggers import CONFIGURED, fire
+from stepline.sdk import (
+    CATALOG,
+    CONFIGURED,
+    FunctionHost,
+    MalformedEvent,
+    PermanentError,
+    Refusal,
+    StepTarget,
+    TriggerRuntime,
+    skipped,
+)
 
 PING_TYPE = "dev.knative.sources.ping"
 
@@ -39,24 +44,16 @@ def tick_of(event: BaseCloudEvent) -> tuple[uuid.UUID, str]:
 class CronJob:
     spec = CATALOG["CronJob"]
 
-    async def fire(self, runtime: StepRuntime, event: BaseCloudEvent) -> dict[str, Any]:
+    async def fire(self, runtime: TriggerRuntime, event: BaseCloudEvent) -> dict[str, Any]:
         try:
             step_id, minute = tick_of(event)
-            async with connection(runtime.pool) as conn, conn.transaction():
-                fired = await fire(
-                    conn,
-                    step_id=step_id,
-                    function="CronJob",
-                    payload=CONFIGURED,
-                    trigger="cron",
-                    idempotency_key=f"cron:{step_id}:{minute}",
-                )
+            started = await runtime.start(
+                StepTarget(step_id, "CronJob"), payload=CONFIGURED, trigger="cron",
+                idempotency_key=f"cron:{step_id}:{minute}")
         except (MalformedEvent, PermanentError) as exc:
             await runtime.dead_letter(event, reason=str(exc))
             raise
-        if fired.created:
-            await runtime.finish_job(fired.job_id)
-        return fired.body()
+        return skipped(started) if isinstance(started, Refusal) else started.body()
 
 
 def new() -> FunctionHost:

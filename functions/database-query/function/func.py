@@ -15,10 +15,15 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from stepline.catalog import CATALOG
-from stepline.errors import PermanentError, TemporaryError
-from stepline.host import FunctionHost
-from stepline.step import Context, StoredConnection
+from stepline.sdk import (
+    CATALOG,
+    Context,
+    DatabaseQueryConfig,
+    FunctionHost,
+    PermanentError,
+    StoredConnection,
+    TemporaryError,
+)
 
 # a quoted literal or identifier, a :: cast, or a :name parameter
 _TOKENS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|::|:([A-Za-z_][A-Za-z0-9_]*)|%")
@@ -66,24 +71,26 @@ class DatabaseQuery:
     def __init__(self) -> None:
         self._pools: dict[str, AsyncConnectionPool] = {}
 
-    def in_transaction(self, config: dict[str, Any]) -> bool:
-        return not config.get("connection")
+    def in_transaction(self, config: DatabaseQueryConfig) -> bool:
+        """No connection: the platform's own database, in the step's transaction (the
+        runtime lets only operator accounts do that)."""
+        return not config.connection
 
-    async def run(self, ctx: Context) -> Any:
-        sql, names = to_psycopg(ctx.config["sql"])
+    async def run(self, ctx: Context[DatabaseQueryConfig]) -> Any:
+        sql, names = to_psycopg(ctx.config.sql)
         params = bind(names, ctx.payload)
         if ctx.transaction is not None:
-            await self._require_operator(ctx)
             rows, count = await self._execute(ctx.transaction, sql, params)
         else:
-            pool = await self._pool(await ctx.connection(ctx.config["connection"]))
+            name = ctx.config.connection
+            pool = await self._pool(await ctx.connection(name, kind="postgres"))
             try:
                 async with pool.connection() as conn:
                     rows, count = await self._execute(conn, sql, params)
             except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-                raise TemporaryError(f"connection {ctx.config['connection']!r}: {exc}") from exc
+                raise TemporaryError(f"connection {name!r}: {exc}") from exc
         ctx.log(f"query affected {count} row(s)")
-        result = ctx.config.get("result", "rows")
+        result = ctx.config.result
         if result == "rowcount":
             return {"rowcount": count}
         if result == "payload":
@@ -101,20 +108,7 @@ class DatabaseQuery:
         except psycopg.Error as exc:
             raise PermanentError(f"SQL failed: {exc.diag.message_primary or exc}") from exc
 
-    async def _require_operator(self, ctx: Context) -> None:
-        cur = await ctx.transaction.execute(
-            "SELECT is_operator FROM accounts WHERE id = %s", (ctx.packet.account.id,)
-        )
-        row = await cur.fetchone()
-        if not row or not (row["is_operator"] if isinstance(row, dict) else row[0]):
-            raise PermanentError(
-                "Database.query without a connection runs on the platform database, "
-                "which only operator accounts may use"
-            )
-
     async def _pool(self, stored: StoredConnection) -> AsyncConnectionPool:
-        if stored.kind != "postgres":
-            raise PermanentError(f"connection {stored.name!r} is {stored.kind}, not postgres")
         conninfo = conninfo_of(stored)
         pool = self._pools.get(conninfo)
         if pool is None:

@@ -10,11 +10,18 @@ from urllib.parse import urljoin
 
 import jmespath
 
-from stepline.catalog import CATALOG
-from stepline.errors import PermanentError
-from stepline.host import FunctionHost
-from stepline.outbound import Outbound, bearer, decode
-from stepline.step import Context
+from stepline.sdk import (
+    CATALOG,
+    Context,
+    FunctionHost,
+    HttpRequestConfig,
+    NextLinkPagination,
+    Outbound,
+    PagePagination,
+    PermanentError,
+    bearer,
+    decode,
+)
 
 
 class HttpRequest:
@@ -23,68 +30,60 @@ class HttpRequest:
     def __init__(self) -> None:
         self.outbound = Outbound()
 
-    async def run(self, ctx: Context) -> Any:
+    async def run(self, ctx: Context[HttpRequestConfig]) -> Any:
         config = ctx.config
-        url, headers = config["url"], dict(config.get("headers") or {})
-        if config.get("connection"):
-            stored = await ctx.connection(config["connection"])
-            if stored.kind != "http":
-                raise PermanentError(f"connection {stored.name!r} is {stored.kind}, not http")
+        url, headers = config.url, dict(config.headers)
+        if config.connection:
+            stored = await ctx.connection(config.connection, kind="http")
             url = urljoin(stored.config.get("base_url", ""), url)
             headers = {**stored.config.get("headers", {}), **bearer(stored.secret), **headers}
-        request = {
-            "headers": headers,
-            "json": config.get("body"),
-            "timeout": config.get("timeout_s", 30.0),
-        }
-        pagination = config.get("pagination")
+        request = {"headers": headers, "json": config.body, "timeout": config.timeout_s}
+        pagination = config.pagination
         if pagination is None:
-            body = await self._get(ctx, url, dict(config.get("query") or {}), request)
-            return jmespath.search(config["items_path"], body) if config.get("items_path") else body
-        if not config.get("items_path"):
+            body = await self._get(ctx, url, dict(config.query), request)
+            return jmespath.search(config.items_path, body) if config.items_path else body
+        if not config.items_path:
             raise PermanentError("config.pagination needs config.items_path")
-        if pagination.get("mode", "page") == "page":
+        if isinstance(pagination, PagePagination):
             return await self._numbered(ctx, url, pagination, request)
         return await self._linked(ctx, url, pagination, request)
 
-    async def _get(self, ctx: Context, url: str, query: dict[str, Any], request: dict) -> Any:
-        method = ctx.config.get("method", "GET")
-        response = await self.outbound.request(ctx, method, url, params=query or None, **request)
+    async def _get(self, ctx: Context[HttpRequestConfig], url: str, query: dict[str, Any],
+                   request: dict) -> Any:
+        response = await self.outbound.request(ctx, ctx.config.method, url,
+                                               params=query or None, **request)
         return decode(response)
 
-    async def _numbered(self, ctx: Context, url: str, pagination: dict, request: dict) -> list:
+    async def _numbered(self, ctx: Context[HttpRequestConfig], url: str,
+                        pagination: PagePagination, request: dict) -> list:
         items: list[Any] = []
-        query = dict(ctx.config.get("query") or {})
-        if pagination.get("size_param") and pagination.get("size"):
-            query[pagination["size_param"]] = pagination["size"]
-        start = pagination.get("start", 1)
-        for page in range(start, start + pagination.get("max_pages", 100)):
+        query = dict(ctx.config.query)
+        if pagination.size_param and pagination.size:
+            query[pagination.size_param] = pagination.size
+        for page in range(pagination.start, pagination.start + pagination.max_pages):
             found = page_items(
-                ctx,
-                await self._get(
-                    ctx, url, {**query, pagination.get("param", "page"): page}, request
-                ),
-            )
+                ctx, await self._get(ctx, url, {**query, pagination.param: page}, request))
             if not found:
                 return items
             items += found
-        raise PermanentError(f"more than {pagination.get('max_pages', 100)} pages")
+        raise PermanentError(f"more than {pagination.max_pages} pages")
 
-    async def _linked(self, ctx: Context, url: str, pagination: dict, request: dict) -> list:
+    async def _linked(self, ctx: Context[HttpRequestConfig], url: str,
+                      pagination: NextLinkPagination, request: dict) -> list:
         items: list[Any] = []
-        query = dict(ctx.config.get("query") or {})
-        for _ in range(pagination.get("max_pages", 100)):
+        query = dict(ctx.config.query)
+        for _ in range(pagination.max_pages):
             body = await self._get(ctx, url, query, request)
             items += page_items(ctx, body)
-            next_url = jmespath.search(pagination["next_path"], body)
+            next_url = jmespath.search(pagination.next_path, body)
             if not next_url:
                 return items
             url, query = urljoin(url, next_url), {}
-        raise PermanentError(f"more than {pagination.get('max_pages', 100)} pages")
+        raise PermanentError(f"more than {pagination.max_pages} pages")
 
 
-def page_items(ctx: Context, body: Any) -> list[Any]:
-    found = jmespath.search(ctx.config["items_path"], body)
+def page_items(ctx: Context[HttpRequestConfig], body: Any) -> list[Any]:
+    found = jmespath.search(ctx.config.items_path, body)
     if found is None:
         return []
     if not isinstance(found, list):

@@ -7,11 +7,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from stepline.catalog import CATALOG
-from stepline.errors import PermanentError
-from stepline.host import FunctionHost
-from stepline.outbound import Outbound, bearer, decode
-from stepline.step import Context
+from stepline.sdk import (
+    CATALOG,
+    Context,
+    FunctionHost,
+    Outbound,
+    PermanentError,
+    RdStationGetLeadsConfig,
+    bearer,
+    decode,
+)
 
 MAX_PAGES = 10_000
 
@@ -22,24 +27,18 @@ class GetLeads:
     def __init__(self) -> None:
         self.outbound = Outbound()
 
-    async def run(self, ctx: Context) -> list[dict[str, Any]]:
+    async def run(self, ctx: Context[RdStationGetLeadsConfig]) -> list[dict[str, Any]]:
         config = ctx.config
-        stored = await ctx.connection(config["connection"])
-        if stored.kind != "http" or not stored.secret.get("token"):
+        stored = await ctx.connection(config.connection, kind="http")
+        if not stored.secret.get("token"):
             raise PermanentError(f"connection {stored.name!r} must be http with a secret token")
-        url = (
-            f"{config.get('base', 'https://api.rd.services').rstrip('/')}"
-            f"/platform/segmentations/{config['segmentation_id']}/contacts"
-        )
+        url = (f"{config.base.rstrip('/')}/platform/segmentations/"
+               f"{config.segmentation_id}/contacts")
         contacts: list[dict[str, Any]] = []
         for page in range(1, MAX_PAGES + 1):
             response = await self.outbound.request(
-                ctx,
-                "GET",
-                url,
-                headers=bearer(stored.secret),
-                params={"page": page, "page_size": config.get("page_size", 125)},
-            )
+                ctx, "GET", url, headers=bearer(stored.secret),
+                params={"page": page, "page_size": config.page_size})
             found = (decode(response) or {}).get("contacts")
             if not isinstance(found, list):
                 raise PermanentError(f"page {page} has no `contacts` list")

@@ -8,10 +8,7 @@ from typing import Any
 import jmespath
 from jmespath.exceptions import JMESPathError
 
-from stepline.catalog import CATALOG
-from stepline.errors import PermanentError
-from stepline.host import FunctionHost
-from stepline.step import Context
+from stepline.sdk import CATALOG, Context, FunctionHost, PermanentError, TransformConfig
 
 
 @lru_cache(maxsize=256)
@@ -25,9 +22,9 @@ def compiled(expression: str) -> Any:
 class Transform:
     spec = CATALOG["Transform"]
 
-    async def run(self, ctx: Context) -> Any:
+    async def run(self, ctx: Context[TransformConfig]) -> Any:
         try:
-            return compiled(ctx.config["expression"]).search(ctx.payload)
+            return compiled(ctx.config.expression).search(ctx.payload)
         except JMESPathError as exc:
             raise PermanentError(f"config.expression failed: {exc}") from exc
 

@@ -10,12 +10,17 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from stepline.catalog import CATALOG
-from stepline.db import connection
-from stepline.errors import MalformedEvent
-from stepline.host import FunctionHost
-from stepline.step import StepRuntime
-from stepline.webhooks import accept, parse, token_check
+from stepline.sdk import (
+    CATALOG,
+    FunctionHost,
+    MalformedEvent,
+    Refusal,
+    StepTarget,
+    TriggerRuntime,
+    parse_webhook_call,
+    skipped,
+    token_check,
+)
 
 
 def request_headers(scope: dict[str, Any]) -> dict[str, str]:
@@ -31,7 +36,7 @@ class Webhook:
     spec = CATALOG["Webhook"]
 
     async def http(
-        self, runtime: StepRuntime, scope: dict[str, Any], body: bytes
+        self, runtime: TriggerRuntime, scope: dict[str, Any], body: bytes
     ) -> tuple[int, dict[str, Any]]:
         if scope["method"] != "POST":
             return 405, {"error": {"type": "MethodNotAllowed", "message": "POST /{step_id}"}}
@@ -40,14 +45,13 @@ class Webhook:
         except ValueError as exc:
             raise MalformedEvent("POST to /{step_id}: the path names no step") from exc
         headers = request_headers(scope)
-        call = parse(headers, body)
-        async with connection(runtime.pool) as conn, conn.transaction():
-            fired = await accept(
-                conn, step_id=step_id, call=call, check=token_check(bearer_token(headers))
-            )
-        if fired.created:
-            await runtime.finish_job(fired.job_id)
-        return (200 if fired.skipped else 202), fired.body()
+        call = parse_webhook_call(headers, body)
+        started = await runtime.start(
+            StepTarget(step_id, "Webhook"), payload=call.payload, trigger="webhook",
+            idempotency_key=call.idempotency_key, check=token_check(bearer_token(headers)))
+        if isinstance(started, Refusal):
+            return 200, skipped(started)
+        return 202, started.body()
 
 
 def new() -> FunctionHost:

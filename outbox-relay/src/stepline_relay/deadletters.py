@@ -18,9 +18,8 @@ from typing import Any
 from psycopg_pool import AsyncConnectionPool
 
 from stepline.db import connection
-from stepline.deadletters import record_transport_failure
 from stepline.errors import DatabaseUnavailable
-from stepline.jobs import finish
+from stepline.lifecycle import transport_gave_up, work
 from stepline_relay.amqp import Broker, Consumer, Delivery
 from stepline_relay.mapping import MappingError, from_amqp
 from stepline_relay.topology import Topology
@@ -106,13 +105,9 @@ class DeadLetterRecorder:
         consumer = self.topology.function_of(queue)
         event_id, attributes, data = contents(delivery, queue)
         reason = describe(delivery, consumer)
-        async with connection(self.pool) as conn:
-            async with conn.transaction():
-                job_id = await record_transport_failure(
-                    conn, consumer=consumer, event_id=event_id or None, attributes=attributes,
-                    data=data, reason=reason, origin=ORIGIN,
-                )
-            if job_id is not None:
-                await finish(conn, job_id)
+        async with connection(self.pool) as conn, work(conn) as unit:
+            await transport_gave_up(unit, consumer=consumer, event_id=event_id or None,
+                                    attributes=attributes, data=data, reason=reason,
+                                    origin=ORIGIN)
         self.recorded += 1
         log.error("dead letter recorded for %s (event %s): %s", consumer, event_id, reason)

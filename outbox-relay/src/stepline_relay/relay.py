@@ -27,9 +27,8 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from stepline.db import connection, execute, fetch_one, jsonb, q, translate_errors
-from stepline.deadletters import record_transport_failure
 from stepline.errors import DatabaseUnavailable
-from stepline.jobs import finish
+from stepline.lifecycle import transport_gave_up, work
 from stepline_relay.transport import (
     Dead,
     Result,
@@ -226,14 +225,11 @@ class Relay:
         log.error("outbox row %s is dead: %s", result.row.id, result.error)
         row = result.row
         data = json.loads(row.data) if isinstance(row.data, JsonText) else row.data
-        async with conn.transaction():
+        async with work(conn) as unit:
             await execute(conn, "outbox_mark_dead", id=row.id, error=result.error)
-            job_id = await record_transport_failure(
-                conn, consumer=row.destination, event_id=row.event_id,
-                attributes=row.attributes, data=data, reason=result.error, origin="relay",
-            )
-        if job_id is not None:
-            await finish(conn, job_id)
+            await transport_gave_up(unit, consumer=row.destination, event_id=row.event_id,
+                                    attributes=row.attributes, data=data, reason=result.error,
+                                    origin="relay")
 
     async def _pump(self, stop: asyncio.Event) -> None:
         backoff = 0.1

@@ -19,7 +19,8 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from stepline.errors import DatabaseUnavailable
 
-_QUERY_NAME = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
+_QUERY_NAME = re.compile(r"^-- (name|fragment): (\w+)\s*$", re.MULTILINE)
+_FRAGMENT_USE = re.compile(r"\{(\w+)\}")
 POOL_TIMEOUT_S = 10.0
 # a connection used this recently is lent without a liveness check (a round trip): if
 # its backend died meanwhile, the next query fails and the delivery is answered 503
@@ -30,10 +31,24 @@ _last_used: weakref.WeakKeyDictionary[psycopg.AsyncConnection, float] = (
 
 @cache
 def queries() -> dict[str, str]:
-    """The named queries of ``sql/queries.sql``, by name."""
+    """The named queries of ``sql/queries.sql``, by name, with every ``{fragment}`` they
+    use written out."""
     text = resources.files("stepline.sql").joinpath("queries.sql").read_text()
     parts = _QUERY_NAME.split(text)[1:]
-    return {name: body.strip() for name, body in zip(parts[::2], parts[1::2], strict=True)}
+    named: dict[str, str] = {}
+    fragments: dict[str, str] = {}
+    for kind, name, body in zip(parts[::3], parts[1::3], parts[2::3], strict=True):
+        (fragments if kind == "fragment" else named)[name] = _strip_comments(body)
+    return {name: _FRAGMENT_USE.sub(lambda m: fragments[m.group(1)], body)
+            for name, body in named.items()}
+
+
+def _strip_comments(body: str) -> str:
+    """A query without its header comment (kept in the file, for the reader)."""
+    lines = body.strip().splitlines()
+    while lines and lines[0].startswith("--"):
+        lines.pop(0)
+    return "\n".join(lines).strip()
 
 
 def q(name: str) -> str:

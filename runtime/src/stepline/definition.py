@@ -66,6 +66,8 @@ class Version(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     id: uuid.UUID
+    number: int
+    entry_key: str
     steps: dict[str, Step]
 
     def by_id(self, step_id: uuid.UUID) -> Step | None:

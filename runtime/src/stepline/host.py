@@ -17,6 +17,7 @@ import time
 from typing import Any
 from wsgiref.simple_server import WSGIServer
 
+from stepline.context import Handler, RawHttp, Trigger
 from stepline.db import create_pool
 from stepline.errors import (
     ConfigurationError,
@@ -27,9 +28,10 @@ from stepline.errors import (
     TemporaryError,
     Unauthorized,
 )
+from stepline.lifecycle import Outcome
 from stepline.metrics import FunctionMetrics, metrics_address, result_of_status, serve
 from stepline.settings import Settings
-from stepline.step import Handler, Outcome, RawHttp, StepRuntime, Trigger
+from stepline.step import StepRuntime
 
 log = logging.getLogger(__name__)
 

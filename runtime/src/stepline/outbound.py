@@ -10,9 +10,9 @@ from typing import Any
 
 import httpx
 
+from stepline.context import Context
 from stepline.errors import PermanentError, TemporaryError
 from stepline.net import check_url, pinned
-from stepline.step import Context
 
 MAX_REDIRECTS = 5
 TEMPORARY_STATUSES = frozenset({408, 425, 429})
@@ -32,7 +32,7 @@ class Outbound:
         return self._client
 
     async def request(self, ctx: Context, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        allowed = ctx.runtime.settings.allowed_networks
+        allowed = ctx.allowed_networks
         for _ in range(MAX_REDIRECTS + 1):
             target, host, extensions = pinned(url, await check_url(url, allowed))
             headers = {**(kwargs.pop("headers", None) or {}), **host}

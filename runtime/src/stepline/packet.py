@@ -105,8 +105,9 @@ def packet_from_event(event: BaseCloudEvent) -> Packet:
         raise MalformedEvent(f"event data is not a packet: {describe(exc)}") from exc
 
 
-def describe(exc: ValidationError) -> str:
-    """A validation error as one line naming each field that is wrong."""
+def describe(exc: ValidationError, root: str | None = None) -> str:
+    """A validation error as one line naming each field that is wrong (under ``root``)."""
     return "; ".join(
-        f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}" for err in exc.errors()
+        f"{'.'.join(str(p) for p in ([root] if root else []) + list(err['loc'])) or '(root)'}"
+        f": {err['msg']}" for err in exc.errors()
     )

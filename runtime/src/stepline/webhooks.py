@@ -9,17 +9,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
-import psycopg
 from cloudevents.core.bindings.http import HTTPMessage, from_http_event
 from cloudevents.core.exceptions import CloudEventValidationError
 from jsonschema import Draft202012Validator
 
 from stepline.errors import MalformedEvent, Rejected, Unauthorized
-from stepline.triggers import Fired, fire
 
 STRUCTURED = "application/cloudevents+json"
 
@@ -83,18 +80,3 @@ def schema_check(config: dict[str, Any], payload: Any) -> None:
     ]
     if problems:
         raise Rejected("the payload does not satisfy the step's payload_schema", problems)
-
-
-async def accept(
-    conn: psycopg.AsyncConnection, *, step_id: uuid.UUID, call: Call, check=schema_check
-) -> Fired:
-    """Fire the Webhook step with the call, in the caller's transaction."""
-    return await fire(
-        conn,
-        step_id=step_id,
-        function="Webhook",
-        payload=call.payload,
-        trigger="webhook",
-        idempotency_key=call.idempotency_key,
-        check=check,
-    )

@@ -7,7 +7,13 @@ import uuid
 
 from fastapi import APIRouter
 
-from stepline_control.deps import OperatorDep, OperatorWriterDep, PrincipalDep, SessionDep
+from stepline_control.deps import (
+    OperatorDep,
+    OperatorWriterDep,
+    PrincipalDep,
+    SchedulesChangedDep,
+    SessionDep,
+)
 from stepline_control.pagination import CursorQuery, LimitQuery
 from stepline_control.schemas.accounts import (
     AccountCreate,
@@ -25,7 +31,6 @@ router = APIRouter(prefix="/v1/accounts", tags=["accounts"])
 async def create_account(body: AccountCreate, session: SessionDep, _: OperatorWriterDep
                          ) -> AccountCreated:
     created = await accounts.create_account(session, body=body)
-    await session.commit()
     return created
 
 
@@ -48,25 +53,24 @@ async def update_account(account_id: uuid.UUID, body: AccountUpdate, session: Se
                          principal: OperatorWriterDep) -> AccountPublic:
     account = await accounts.update_account(session, principal=principal,
                                             account_id=account_id, body=body)
-    await session.commit()
     return accounts.account_public(account)
 
 
 @router.post("/{account_id}/block")
 async def block_account(account_id: uuid.UUID, session: SessionDep,
-                        principal: OperatorWriterDep, body: BlockRequest | None = None
-                        ) -> AccountPublic:
+                        principal: OperatorWriterDep, schedules_changed: SchedulesChangedDep,
+                        body: BlockRequest | None = None) -> AccountPublic:
     account = await accounts.set_account_blocked(
         session, principal=principal, account_id=account_id, blocked=True,
-        reason=body.reason if body else None)
-    await session.commit()
+        reason=body.reason if body else None, schedules_changed=schedules_changed)
     return accounts.account_public(account)
 
 
 @router.post("/{account_id}/unblock")
 async def unblock_account(account_id: uuid.UUID, session: SessionDep,
-                          principal: OperatorWriterDep) -> AccountPublic:
+                          principal: OperatorWriterDep, schedules_changed: SchedulesChangedDep
+                          ) -> AccountPublic:
     account = await accounts.set_account_blocked(
-        session, principal=principal, account_id=account_id, blocked=False, reason=None)
-    await session.commit()
+        session, principal=principal, account_id=account_id, blocked=False, reason=None,
+        schedules_changed=schedules_changed)
     return accounts.account_public(account)

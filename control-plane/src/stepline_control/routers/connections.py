@@ -18,7 +18,6 @@ async def create_connection(body: ConnectionCreate, session: SessionDep, princip
                             settings: SettingsDep) -> ConnectionPublic:
     connection = await connections.create_connection(
         session, principal=principal, body=body, secret_key=settings.secret_key)
-    await session.commit()
     return connections.public(connection)
 
 
@@ -42,5 +41,4 @@ async def delete_connection(connection_id: uuid.UUID, session: SessionDep, princ
                             ) -> Response:
     await connections.delete_connection(session, principal=principal,
                                         connection_id=connection_id)
-    await session.commit()
     return Response(status_code=204)

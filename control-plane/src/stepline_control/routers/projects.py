@@ -17,7 +17,6 @@ router = APIRouter(prefix="/v1/projects", tags=["projects"])
 async def create_project(body: ProjectCreate, session: SessionDep, principal: WriterDep
                          ) -> ProjectPublic:
     project = await projects.create_project(session, principal=principal, body=body)
-    await session.commit()
     return projects.public(project)
 
 
@@ -41,7 +40,6 @@ async def update_project(project_id: uuid.UUID, body: ProjectUpdate, session: Se
                          principal: WriterDep) -> ProjectPublic:
     project = await projects.update_project(session, principal=principal,
                                             project_id=project_id, body=body)
-    await session.commit()
     return projects.public(project)
 
 
@@ -49,5 +47,4 @@ async def update_project(project_id: uuid.UUID, body: ProjectUpdate, session: Se
 async def delete_project(project_id: uuid.UUID, session: SessionDep, principal: WriterDep
                          ) -> Response:
     await projects.delete_project(session, principal=principal, project_id=project_id)
-    await session.commit()
     return Response(status_code=204)

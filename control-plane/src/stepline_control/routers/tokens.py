@@ -19,7 +19,6 @@ router = APIRouter(prefix="/v1/tokens", tags=["tokens"])
 async def create_token(body: TokenCreate, session: SessionDep, principal: AdminDep
                        ) -> TokenCreated:
     created = await accounts.create_token(session, principal=principal, body=body)
-    await session.commit()
     return created
 
 
@@ -35,5 +34,4 @@ async def list_tokens(session: SessionDep, principal: PrincipalDep, limit: Limit
 async def revoke_token(token_id: uuid.UUID, session: SessionDep, principal: AdminDep
                        ) -> Response:
     await accounts.revoke_token(session, principal=principal, token_id=token_id)
-    await session.commit()
     return Response(status_code=204)

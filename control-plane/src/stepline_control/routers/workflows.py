@@ -10,7 +10,9 @@ from stepline_control.deps import (
     MetricsDep,
     OperatorWriterDep,
     PrincipalDep,
+    SchedulesChangedDep,
     SessionDep,
+    VersionsDep,
     WriterDep,
 )
 from stepline_control.pagination import CursorQuery, LimitQuery
@@ -29,11 +31,11 @@ router = APIRouter(prefix="/v1/workflows", tags=["workflows"])
 
 
 @router.post("", status_code=201)
-async def create_workflow(body: WorkflowCreate, session: SessionDep, principal: WriterDep
-                          ) -> WorkflowPublic:
+async def create_workflow(body: WorkflowCreate, session: SessionDep, principal: WriterDep,
+                          schedules_changed: SchedulesChangedDep) -> WorkflowPublic:
     """Validated as a whole first: every problem is one 422 detail naming step and field."""
-    workflow = await workflows.create_workflow(session, principal=principal, body=body)
-    await session.commit()
+    workflow = await workflows.create_workflow(session, principal=principal, body=body,
+                                               schedules_changed=schedules_changed)
     return await workflows.public(session, workflow)
 
 
@@ -55,19 +57,20 @@ async def get_workflow(workflow_id: uuid.UUID, session: SessionDep, principal: P
 
 @router.put("/{workflow_id}")
 async def replace_workflow(workflow_id: uuid.UUID, body: WorkflowReplace, session: SessionDep,
-                           principal: WriterDep) -> WorkflowPublic:
+                           principal: WriterDep, schedules_changed: SchedulesChangedDep
+                           ) -> WorkflowPublic:
     """The full definition: a new immutable version; running jobs keep theirs."""
     workflow = await workflows.replace_workflow(session, principal=principal,
-                                                workflow_id=workflow_id, body=body)
-    await session.commit()
+                                                workflow_id=workflow_id, body=body,
+                                                schedules_changed=schedules_changed)
     return await workflows.public(session, workflow)
 
 
 @router.delete("/{workflow_id}", status_code=204)
-async def delete_workflow(workflow_id: uuid.UUID, session: SessionDep, principal: WriterDep
-                          ) -> Response:
-    await workflows.delete_workflow(session, principal=principal, workflow_id=workflow_id)
-    await session.commit()
+async def delete_workflow(workflow_id: uuid.UUID, session: SessionDep, principal: WriterDep,
+                          schedules_changed: SchedulesChangedDep) -> Response:
+    await workflows.delete_workflow(session, principal=principal, workflow_id=workflow_id,
+                                    schedules_changed=schedules_changed)
     return Response(status_code=204)
 
 
@@ -88,39 +91,40 @@ async def get_version(workflow_id: uuid.UUID, version: int, session: SessionDep,
 
 
 @router.post("/{workflow_id}/pause")
-async def pause_workflow(workflow_id: uuid.UUID, session: SessionDep, principal: WriterDep
-                         ) -> WorkflowPublic:
+async def pause_workflow(workflow_id: uuid.UUID, session: SessionDep, principal: WriterDep,
+                         schedules_changed: SchedulesChangedDep) -> WorkflowPublic:
     workflow = await workflows.set_paused(session, principal=principal,
-                                          workflow_id=workflow_id, paused=True)
-    await session.commit()
+                                          workflow_id=workflow_id, paused=True,
+                                          schedules_changed=schedules_changed)
     return await workflows.public(session, workflow)
 
 
 @router.post("/{workflow_id}/resume")
-async def resume_workflow(workflow_id: uuid.UUID, session: SessionDep, principal: WriterDep
-                          ) -> WorkflowPublic:
+async def resume_workflow(workflow_id: uuid.UUID, session: SessionDep, principal: WriterDep,
+                          schedules_changed: SchedulesChangedDep) -> WorkflowPublic:
     workflow = await workflows.set_paused(session, principal=principal,
-                                          workflow_id=workflow_id, paused=False)
-    await session.commit()
+                                          workflow_id=workflow_id, paused=False,
+                                          schedules_changed=schedules_changed)
     return await workflows.public(session, workflow)
 
 
 @router.post("/{workflow_id}/block")
 async def block_workflow(workflow_id: uuid.UUID, session: SessionDep, _: OperatorWriterDep,
+                         schedules_changed: SchedulesChangedDep,
                          body: BlockRequest | None = None) -> WorkflowSummary:
     """Operators: any account's workflow; its starts are refused until unblocked."""
     workflow = await accounts.set_workflow_blocked(
-        session, workflow_id=workflow_id, blocked=True, reason=body.reason if body else None)
-    await session.commit()
+        session, workflow_id=workflow_id, blocked=True, reason=body.reason if body else None,
+        schedules_changed=schedules_changed)
     return workflows.summary(workflow)
 
 
 @router.post("/{workflow_id}/unblock")
-async def unblock_workflow(workflow_id: uuid.UUID, session: SessionDep, _: OperatorWriterDep
-                           ) -> WorkflowSummary:
+async def unblock_workflow(workflow_id: uuid.UUID, session: SessionDep, _: OperatorWriterDep,
+                           schedules_changed: SchedulesChangedDep) -> WorkflowSummary:
     workflow = await accounts.set_workflow_blocked(
-        session, workflow_id=workflow_id, blocked=False, reason=None)
-    await session.commit()
+        session, workflow_id=workflow_id, blocked=False, reason=None,
+        schedules_changed=schedules_changed)
     return workflows.summary(workflow)
 
 
@@ -135,11 +139,13 @@ async def workflow_diagram(workflow_id: uuid.UUID, session: SessionDep, principa
 
 @router.post("/{workflow_id}/jobs", status_code=201)
 async def start_job(workflow_id: uuid.UUID, body: JobStart, session: SessionDep,
-                    principal: WriterDep, metrics: MetricsDep) -> JobPublic:
+                    principal: WriterDep, metrics: MetricsDep, versions: VersionsDep
+                    ) -> JobPublic:
     """A manual start at the entry step: 403 if the account or workflow is blocked, 429
     over the monthly quota (both recorded in usage), 409 if paused."""
     started = await jobs.start_manual(session, principal=principal, workflow_id=workflow_id,
-                                      payload=body.payload, metrics=metrics)
+                                      payload=body.payload, metrics=metrics,
+                                      versions=versions)
     if isinstance(started, JobPublic):
         return started
     job = await jobs.get_job(session, principal=principal, job_id=started)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from sqlalchemy import select, update
@@ -10,7 +11,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from stepline.models import Account, ApiToken, Workflow
 from stepline_control.auth import Principal, issue_token
-from stepline_control.errors import ApiError, not_found
 from stepline_control.pagination import paginate
 from stepline_control.schemas.accounts import (
     AccountCreate,
@@ -21,6 +21,7 @@ from stepline_control.schemas.accounts import (
     TokenCreated,
     TokenPublic,
 )
+from stepline_control.services.errors import Invalid, NotFound
 
 
 def account_public(account: Account) -> AccountPublic:
@@ -44,6 +45,7 @@ async def create_account(session: AsyncSession, *, body: AccountCreate) -> Accou
     row, token = issue_token(account.id, name="first admin", role="admin")
     session.add(row)
     await session.flush()
+    await session.commit()
     await session.refresh(account)
     await session.refresh(row)
     created = TokenCreated(**token_public(row).model_dump(), token=token)
@@ -62,10 +64,10 @@ async def get_account(session: AsyncSession, *, principal: Principal, account_id
                       ) -> Account:
     """Operators see every account; anyone else only their own (another is a 404)."""
     if not principal.is_operator and account_id != principal.account_id:
-        raise not_found("account")
+        raise NotFound("account")
     account = await session.get(Account, account_id)
     if account is None:
-        raise not_found("account")
+        raise NotFound("account")
     return account
 
 
@@ -74,35 +76,38 @@ async def update_account(session: AsyncSession, *, principal: Principal,
     account = await get_account(session, principal=principal, account_id=account_id)
     if "name" in body.model_fields_set:
         if body.name is None:
-            raise ApiError(422, "invalid", "name cannot be null",
-                           [{"field": "name", "message": "cannot be null"}])
+            raise Invalid("name cannot be null",
+                          [{"field": "name", "message": "cannot be null"}])
         account.name = body.name
     if "monthly_quota" in body.model_fields_set:
         account.monthly_quota = body.monthly_quota
-    await session.flush()
+    await session.commit()
     return account
 
 
 async def set_account_blocked(session: AsyncSession, *, principal: Principal,
-                              account_id: uuid.UUID, blocked: bool, reason: str | None
-                              ) -> Account:
+                              account_id: uuid.UUID, blocked: bool, reason: str | None,
+                              schedules_changed: Callable[[], None]) -> Account:
     account = await get_account(session, principal=principal, account_id=account_id)
     account.blocked_at = datetime.now(UTC) if blocked else None
     account.blocked_reason = (reason or "blocked by an operator") if blocked else None
-    await session.flush()
+    await session.commit()
+    schedules_changed()
     return account
 
 
 async def set_workflow_blocked(session: AsyncSession, *, workflow_id: uuid.UUID,
-                               blocked: bool, reason: str | None) -> Workflow:
+                               blocked: bool, reason: str | None,
+                               schedules_changed: Callable[[], None]) -> Workflow:
     """Operators block any account's workflow: its starts are refused."""
     workflow = await session.scalar(
         select(Workflow).where(Workflow.id == workflow_id, Workflow.deleted_at.is_(None)))
     if workflow is None:
-        raise not_found("workflow")
+        raise NotFound("workflow")
     workflow.blocked_at = datetime.now(UTC) if blocked else None
     workflow.blocked_reason = (reason or "blocked by an operator") if blocked else None
-    await session.flush()
+    await session.commit()
+    schedules_changed()
     return workflow
 
 
@@ -111,13 +116,13 @@ async def create_token(session: AsyncSession, *, principal: Principal, body: Tok
     account_id = principal.account_id
     if body.account_id is not None and body.account_id != principal.account_id:
         if not principal.is_operator:
-            raise not_found("account")
+            raise NotFound("account")
         if await session.get(Account, body.account_id) is None:
-            raise not_found("account")
+            raise NotFound("account")
         account_id = body.account_id
     row, token = issue_token(account_id, name=body.name, role=body.role)
     session.add(row)
-    await session.flush()
+    await session.commit()
     await session.refresh(row)
     return TokenCreated(**token_public(row).model_dump(), token=token)
 
@@ -140,4 +145,5 @@ async def revoke_token(session: AsyncSession, *, principal: Principal, token_id:
         .returning(ApiToken.id)
     )
     if result.first() is None:
-        raise not_found("token")
+        raise NotFound("token")
+    await session.commit()

@@ -14,13 +14,13 @@ from stepline.errors import ConfigurationError
 from stepline.models import Connection
 from stepline.secrets import SecretBox
 from stepline_control.auth import Principal
-from stepline_control.errors import ApiError, conflict, not_found
 from stepline_control.pagination import paginate
 from stepline_control.schemas.connections import (
     ConnectionPublic,
     HttpConnectionCreate,
     PostgresConnectionCreate,
 )
+from stepline_control.services.errors import Conflict, NotFound, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +36,8 @@ def _seal(secret: dict | None, key: str | None) -> bytes | None:
     try:
         return SecretBox(key).seal(secret)
     except ConfigurationError as exc:
-        raise ApiError(503, "secrets_unavailable",
-                       "this platform has no secret key: connections with a secret "
-                       "cannot be stored") from exc
+        raise Unavailable("this platform has no secret key: connections with a secret "
+                          "cannot be stored", "secrets_unavailable") from exc
 
 
 async def create_connection(
@@ -54,7 +53,8 @@ async def create_connection(
         await session.flush()
     except IntegrityError as exc:
         await session.rollback()
-        raise conflict(f"a connection named {body.name!r} exists") from exc
+        raise Conflict(f"a connection named {body.name!r} exists") from exc
+    await session.commit()
     await session.refresh(connection)
     log.info("connection created", extra={"connection": connection.name,
                                           "kind": connection.kind})
@@ -67,7 +67,7 @@ async def get_connection(session: AsyncSession, *, principal: Principal,
         select(Connection).where(Connection.id == connection_id,
                                  Connection.account_id == principal.account_id))
     if connection is None:
-        raise not_found("connection")
+        raise NotFound("connection")
     return connection
 
 
@@ -86,4 +86,5 @@ async def delete_connection(session: AsyncSession, *, principal: Principal,
         .where(Connection.id == connection_id, Connection.account_id == principal.account_id)
         .returning(Connection.id))
     if result.first() is None:
-        raise not_found("connection")
+        raise NotFound("connection")
+    await session.commit()

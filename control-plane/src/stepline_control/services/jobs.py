@@ -15,74 +15,52 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, and_, func, not_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from stepline import jobs as runtime_jobs
-from stepline.db import fetch_all, fetch_one
-from stepline.definition import Version
-from stepline.models import DeadLetter, Job, Process, Workflow
-from stepline.step import VERSION_CACHE_SIZE, Lru, version_from_rows
+from stepline import lifecycle
+from stepline.models import DeadLetter, Job, Process
+from stepline.models.job import PROCESS_STATUSES
 from stepline_control import logs
 from stepline_control.auth import Principal
-from stepline_control.errors import ApiError, conflict, not_found
 from stepline_control.metrics import Metrics
 from stepline_control.pagination import paginate
 from stepline_control.schemas.jobs import JobPublic, ProcessPublic, StuckPublic
-from stepline_control.services import usage
-from stepline_control.services.workflows import get_workflow
-from stepline_control.sessions import driver_connection
+from stepline_control.services.errors import Conflict, Invalid, NotFound, Refused
+from stepline_control.sessions import work
 
 log = logging.getLogger(__name__)
 
-PROCESS_STATUSES = ("pending", "running", "succeeded", "failed", "cancelled")
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
-# the steps and entry of the versions started lately, by (workflow id, version number)
-_START_VERSIONS: Lru[tuple[uuid.UUID, int], tuple[Version, str]] = Lru(VERSION_CACHE_SIZE)
 
 
 async def start_manual(
     session: AsyncSession, *, principal: Principal, workflow_id: uuid.UUID, payload: Any,
-    metrics: Metrics,
+    metrics: Metrics, versions: lifecycle.Versions,
 ) -> JobPublic | uuid.UUID:
     """The started job as its 201 shows it, or only its id when it may have ended at
     once (nothing sent on) and must be read back."""
-    workflow = await get_workflow(session, principal=principal, workflow_id=workflow_id)
-    await usage.admit(session, account_id=principal.account_id, workflow=workflow,
-                      metrics=metrics)
-    if workflow.paused_at is not None:
-        raise conflict("this workflow is paused: resume it first", "workflow_paused")
-    conn = await driver_connection(session)
-    key = (workflow.id, workflow.current_version)
-    if (known := _START_VERSIONS.get(key)) is None:  # a version never changes: once
-        rows = await fetch_all(conn, "version_steps", workflow_id=workflow.id,
-                               version=workflow.current_version)
-        current = await fetch_one(conn, "workflow_current", workflow_id=workflow.id,
-                                  account_id=principal.account_id)
-        known = _START_VERSIONS.put(key, (version_from_rows(rows), current["entry_step_key"]))
-    version, entry = known
-    try:
-        started = await runtime_jobs.start_job(
-            conn, account_id=principal.account_id, workflow_id=workflow.id,
-            version_number=workflow.current_version, version=version, entry_key=entry,
-            payload=payload, trigger="manual",
-        )
-    except runtime_jobs.StartRefused as exc:
-        raise ApiError(422, "invalid_payload", str(exc),
-                       [{"field": "payload", "message": str(exc)}]) from exc
-    await session.commit()
-    if not started.sent:  # a job that sent nothing on may be over already
-        await runtime_jobs.finish(await driver_connection(session), started.id)
-        await session.commit()
+    target = lifecycle.WorkflowTarget(workflow_id, principal.account_id)
+    async with work(session) as unit:
+        try:
+            started = await lifecycle.start(unit, versions, target, payload=payload,
+                                            trigger="manual")
+        except lifecycle.NotStartable as exc:
+            raise NotFound("workflow") from exc
+        except lifecycle.StartRefused as exc:
+            raise Invalid(str(exc), [{"field": "payload", "message": str(exc)}],
+                          code="invalid_payload") from exc
+    if isinstance(started, lifecycle.Refusal):
+        raise Refused(started)
     metrics.jobs_started.labels("manual").inc()
-    logs.bind(workflow_id=workflow.id, job_id=started.id)
+    logs.bind(workflow_id=workflow_id, job_id=started.job_id)
     log.info("job started", extra={"trigger": "manual"})
     if not started.sent or started.created_at is None:
-        return started.id
+        return started.job_id
     # running, as the start's own statement wrote it: no need to read it back
     counts = dict.fromkeys(PROCESS_STATUSES, 0)
     counts |= {"succeeded": started.entry_done, "pending": started.sent,
                "total": started.entry_done + started.sent}
-    return JobPublic(id=started.id, account_id=principal.account_id,
-                     workflow_id=workflow.id, version=workflow.current_version,
+    return JobPublic(id=started.job_id, account_id=principal.account_id,
+                     workflow_id=workflow_id, version=started.version,
                      status="running", trigger="manual", counts=counts,
                      created_at=started.created_at, finished_at=None)
 
@@ -98,7 +76,7 @@ async def get_job(session: AsyncSession, *, principal: Principal, job_id: uuid.U
     query = select(Job).where(Job.id == job_id, Job.account_id == principal.account_id)
     job = await session.scalar(query.with_for_update() if lock else query)
     if job is None:
-        raise not_found("job")
+        raise NotFound("job")
     return job
 
 
@@ -106,7 +84,7 @@ async def read_job(session: AsyncSession, *, principal: Principal, job_id: uuid.
     """A job the principal may read (an operator: of any account)."""
     job = await session.scalar(_readable(select(Job).where(Job.id == job_id), principal))
     if job is None:
-        raise not_found("job")
+        raise NotFound("job")
     return job
 
 
@@ -185,9 +163,9 @@ async def list_processes(
 async def cancel_job(session: AsyncSession, *, principal: Principal, job_id: uuid.UUID,
                      metrics: Metrics) -> Job:
     job = await get_job(session, principal=principal, job_id=job_id)
-    if not await runtime_jobs.cancel(await driver_connection(session), job.id):
-        raise conflict(f"the job has already ended ({job.status})", "job_ended")
-    await session.commit()
+    async with work(session) as unit:
+        if not await lifecycle.cancel(unit.conn, job.id):
+            raise Conflict(f"the job has already ended ({job.status})", "job_ended")
     await session.refresh(job)
     metrics.jobs_cancelled.inc()
     logs.bind(job_id=job.id)
@@ -199,21 +177,45 @@ async def retry_process(session: AsyncSession, *, principal: Principal, process_
                         metrics: Metrics) -> Process:
     """Run a failed process again with its recorded input, in one transaction: the
     process back to pending (attempts start over), its job running again if it had
-    ended, its dead letter resolved, and a fresh message in the outbox."""
+    ended, its dead letter resolved, and a fresh message in the outbox — if admission
+    lets the account's work go on (a refusal is recorded and nothing else is)."""
+    async with work(session) as unit:
+        process, job = await _failed_process(session, principal=principal,
+                                             process_id=process_id)
+        try:
+            refused = await lifecycle.admission(
+                unit, lifecycle.WorkflowTarget(job.workflow_id, principal.account_id))
+        except lifecycle.NotStartable as exc:
+            raise Conflict("the job's workflow was deleted", "workflow_deleted") from exc
+        if refused is None:
+            await _run_again(session, unit, process=process, job=job, principal=principal)
+    if refused is not None:
+        raise Refused(refused)
+    metrics.processes_retried.inc()
+    logs.bind(job_id=job.id, process_id=process.id)
+    log.info("process retried")
+    return process
+
+
+async def _failed_process(session: AsyncSession, *, principal: Principal,
+                          process_id: uuid.UUID) -> tuple[Process, Job]:
+    """The failed process and its job, locked for the change."""
     process = await session.scalar(
         select(Process).where(Process.id == process_id,
                               Process.account_id == principal.account_id).with_for_update())
     if process is None:
-        raise not_found("process")
+        raise NotFound("process")
     job = await get_job(session, principal=principal, job_id=process.job_id, lock=True)
     if process.status != "failed":
-        raise conflict(f"only a failed process can be retried, this one is {process.status}",
+        raise Conflict(f"only a failed process can be retried, this one is {process.status}",
                        "process_not_failed")
     if job.status == "cancelled":
-        raise conflict("the job was cancelled", "job_cancelled")
-    workflow = await session.get(Workflow, job.workflow_id)
-    await usage.admit(session, account_id=principal.account_id, workflow=workflow,
-                      metrics=metrics)
+        raise Conflict("the job was cancelled", "job_cancelled")
+    return process, job
+
+
+async def _run_again(session: AsyncSession, unit: lifecycle.Unit, *, process: Process,
+                     job: Job, principal: Principal) -> None:
     now = datetime.now(UTC)
     note = {"at": now.isoformat(), "level": "info",
             "message": f"retried through the API (token {principal.token_id})"}
@@ -226,11 +228,4 @@ async def retry_process(session: AsyncSession, *, principal: Principal, process_
         update(DeadLetter).where(DeadLetter.process_id == process.id,
                                  DeadLetter.resolved_at.is_(None)).values(resolved_at=now))
     await session.flush()
-    await runtime_jobs.redeliver(await driver_connection(session), process.id)
-    await session.commit()
-    metrics.processes_retried.inc()
-    logs.bind(job_id=job.id, process_id=process.id)
-    log.info("process retried")
-    return process
-
-
+    await lifecycle.redeliver(unit.conn, process.id)

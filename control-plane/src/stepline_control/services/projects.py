@@ -11,9 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from stepline.models import Job, Project, Workflow
 from stepline_control.auth import Principal
-from stepline_control.errors import ApiError, conflict, not_found
 from stepline_control.pagination import paginate
 from stepline_control.schemas.projects import ProjectCreate, ProjectPublic, ProjectUpdate
+from stepline_control.services.errors import Conflict, Invalid, NotFound
 from stepline_control.services.retention import delete_jobs
 
 
@@ -27,7 +27,7 @@ async def get_project(session: AsyncSession, *, principal: Principal, project_id
         select(Project).where(Project.id == project_id,
                               Project.account_id == principal.account_id))
     if project is None:
-        raise not_found("project")
+        raise NotFound("project")
     return project
 
 
@@ -36,7 +36,7 @@ async def _flush_unique(session: AsyncSession, name: str) -> None:
         await session.flush()
     except IntegrityError as exc:
         await session.rollback()
-        raise conflict(f"a project named {name!r} exists") from exc
+        raise Conflict(f"a project named {name!r} exists") from exc
 
 
 async def create_project(session: AsyncSession, *, principal: Principal, body: ProjectCreate
@@ -45,6 +45,7 @@ async def create_project(session: AsyncSession, *, principal: Principal, body: P
                       description=body.description)
     session.add(project)
     await _flush_unique(session, body.name)
+    await session.commit()
     await session.refresh(project)
     return project
 
@@ -62,13 +63,14 @@ async def update_project(session: AsyncSession, *, principal: Principal, project
     project = await get_project(session, principal=principal, project_id=project_id)
     if "name" in body.model_fields_set:
         if body.name is None:
-            raise ApiError(422, "invalid", "name cannot be null",
-                           [{"field": "name", "message": "cannot be null"}])
+            raise Invalid("name cannot be null",
+                          [{"field": "name", "message": "cannot be null"}])
         project.name = body.name
     if "description" in body.model_fields_set:
         project.description = body.description
     project.updated_at = datetime.now(UTC)
     await _flush_unique(session, project.name)
+    await session.commit()
     await session.refresh(project)
     return project
 
@@ -81,12 +83,12 @@ async def delete_project(session: AsyncSession, *, principal: Principal, project
     workflows = list(await session.scalars(
         select(Workflow).where(Workflow.project_id == project.id).with_for_update()))
     if any(w.deleted_at is None for w in workflows):
-        raise conflict("the project still has workflows: delete them first", "project_not_empty")
+        raise Conflict("the project still has workflows: delete them first", "project_not_empty")
     ids = [w.id for w in workflows]
     jobs = list(await session.execute(
         select(Job.id, Job.status).where(Job.workflow_id.in_(ids)))) if ids else []
     if any(status == "running" for _, status in jobs):
-        raise conflict("a job of this project's workflows is still running", "jobs_running")
+        raise Conflict("a job of this project's workflows is still running", "jobs_running")
     await delete_jobs(session, [job_id for job_id, _ in jobs])
     await session.delete(project)
-    await session.flush()
+    await session.commit()

@@ -5,6 +5,7 @@ step."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from sqlalchemy import select
@@ -13,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from stepline.models import Project, Step, Workflow, WorkflowVersion
 from stepline_control import diagram
 from stepline_control.auth import Principal
-from stepline_control.errors import ApiError, not_found
 from stepline_control.pagination import paginate
 from stepline_control.schemas.workflows import (
     StepDetail,
@@ -24,6 +24,7 @@ from stepline_control.schemas.workflows import (
     WorkflowReplace,
     WorkflowSummary,
 )
+from stepline_control.services.errors import Invalid, NotFound
 from stepline_control.services.functions import visible_functions
 from stepline_control.validation import Problem, validate_definition
 
@@ -35,9 +36,8 @@ async def _definition_or_422(session: AsyncSession, raw_steps, principal: Princi
                                                  is_operator=principal.is_operator)
     problems = [*(extra or []), *problems]
     if problems:
-        raise ApiError(422, "invalid_definition",
-                       f"the workflow definition has {len(problems)} problem(s)",
-                       [p.as_dict() for p in problems])
+        raise Invalid(f"the workflow definition has {len(problems)} problem(s)",
+                      [p.as_dict() for p in problems], code="invalid_definition")
     return steps, entry
 
 
@@ -49,12 +49,13 @@ async def get_workflow(session: AsyncSession, *, principal: Principal, workflow_
                                Workflow.deleted_at.is_(None))
     )
     if workflow is None:
-        raise not_found("workflow")
+        raise NotFound("workflow")
     return workflow
 
 
 async def create_workflow(
-    session: AsyncSession, *, principal: Principal, body: WorkflowCreate
+    session: AsyncSession, *, principal: Principal, body: WorkflowCreate,
+    schedules_changed: Callable[[], None],
 ) -> Workflow:
     project = await session.scalar(
         select(Project).where(Project.id == body.project_id,
@@ -68,12 +69,15 @@ async def create_workflow(
     await session.flush()
     await _add_version(session, workflow=workflow, number=1, raw=body.model_dump(mode="json"),
                        steps=steps, entry=entry, principal=principal, step_ids={})
+    await session.commit()
+    schedules_changed()
     await session.refresh(workflow)
     return workflow
 
 
 async def replace_workflow(
-    session: AsyncSession, *, principal: Principal, workflow_id: uuid.UUID, body: WorkflowReplace
+    session: AsyncSession, *, principal: Principal, workflow_id: uuid.UUID,
+    body: WorkflowReplace, schedules_changed: Callable[[], None],
 ) -> Workflow:
     workflow = await get_workflow(session, principal=principal, workflow_id=workflow_id)
     steps, entry = await _definition_or_422(session, body.steps, principal)
@@ -87,6 +91,8 @@ async def replace_workflow(
     raw = {"project_id": str(workflow.project_id), **body.model_dump(mode="json")}
     await _add_version(session, workflow=workflow, number=workflow.current_version, raw=raw,
                        steps=steps, entry=entry, principal=principal, step_ids=step_ids)
+    await session.commit()
+    schedules_changed()
     return workflow
 
 
@@ -118,22 +124,24 @@ async def list_workflows(session: AsyncSession, *, principal: Principal,
 
 
 async def delete_workflow(session: AsyncSession, *, principal: Principal,
-                          workflow_id: uuid.UUID) -> None:
+                          workflow_id: uuid.UUID, schedules_changed: Callable[[], None]) -> None:
     """Soft: the workflow disappears from the API and starts no job; its versions and
     jobs stay for the jobs' history and usage."""
     workflow = await get_workflow(session, principal=principal, workflow_id=workflow_id)
     workflow.deleted_at = datetime.now(UTC)
-    await session.flush()
+    await session.commit()
+    schedules_changed()
 
 
 async def set_paused(session: AsyncSession, *, principal: Principal, workflow_id: uuid.UUID,
-                     paused: bool) -> Workflow:
+                     paused: bool, schedules_changed: Callable[[], None]) -> Workflow:
     workflow = await get_workflow(session, principal=principal, workflow_id=workflow_id)
     if paused and workflow.paused_at is None:
         workflow.paused_at = datetime.now(UTC)
     elif not paused:
         workflow.paused_at = None
-    await session.flush()
+    await session.commit()
+    schedules_changed()
     return workflow
 
 
@@ -172,7 +180,7 @@ async def get_version(session: AsyncSession, *, principal: Principal, workflow_i
     workflow = await get_workflow(session, principal=principal, workflow_id=workflow_id)
     version = await _version(session, workflow.id, number)
     if version is None:
-        raise not_found("version")
+        raise NotFound("version")
     return version
 
 
@@ -202,7 +210,7 @@ async def get_step(session: AsyncSession, *, principal: Principal, step_id: uuid
         .order_by(WorkflowVersion.version.desc()).limit(1)
     )).first()
     if row is None:
-        raise not_found("step")
+        raise NotFound("step")
     step, version = row
     return StepDetail(**step_public(step).model_dump(), workflow_id=step.workflow_id,
                       version=version.version, is_entry=version.entry_step_key == step.key)

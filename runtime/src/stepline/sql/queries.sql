@@ -1,5 +1,6 @@
 -- The hot paths of Stepline as named SQL: the step transaction (inbox, process,
 -- outbox), the job's end, and the relay's claim. Parameters are psycopg %(name)s.
+-- A `-- fragment:` is a piece written once and used as {name} inside queries.
 
 -- name: delivery_begin
 -- The start of a delivery in one round trip: whether this consumer has seen the event,
@@ -58,22 +59,11 @@ done AS (
       AND EXISTS (SELECT 1 FROM counted)
     RETURNING 1),
 next_processes AS (
-    INSERT INTO processes (id, job_id, account_id, workflow_version_id, step_id, step_key,
-                           function, parent_id, input)
-    SELECT r.id, r.job_id, r.account_id, r.workflow_version_id, r.step_id, r.step_key,
-           r.function, r.parent_id, r.input
-    FROM jsonb_to_recordset(%(processes)s) AS r(id uuid, job_id uuid, account_id uuid,
-         workflow_version_id uuid, step_id uuid, step_key text, function text,
-         parent_id uuid, input jsonb)
+    {new_processes}
     WHERE EXISTS (SELECT 1 FROM done)
     RETURNING 1),
 next_rows AS (
-    INSERT INTO outbox (event_id, destination, job_id, process_id, attributes, data,
-                        not_before)
-    SELECT r.event_id, r.destination, r.job_id, r.process_id, r.attributes, r.data,
-           coalesce(r.not_before, now())
-    FROM jsonb_to_recordset(%(rows)s) AS r(event_id uuid, destination text, job_id uuid,
-         process_id uuid, attributes jsonb, data jsonb, not_before timestamptz)
+    {new_outbox_rows}
     WHERE EXISTS (SELECT 1 FROM done)
     RETURNING 1)
 SELECT EXISTS (SELECT 1 FROM counted) AS counted,
@@ -96,23 +86,31 @@ WHERE id = %(process_id)s AND status IN ('pending', 'running');
 UPDATE processes SET status = 'cancelled', finished_at = now()
 WHERE id = %(process_id)s AND status IN ('pending', 'running');
 
--- name: processes_insert
--- Many processes in one round trip, from a JSON array of rows.
+-- fragment: new_processes
+-- Pending processes from a JSON array of rows (messages.outgoing makes them), one round
+-- trip however many. Written once, used by every query that creates processes.
 INSERT INTO processes (id, job_id, account_id, workflow_version_id, step_id, step_key,
                        function, parent_id, input)
 SELECT r.id, r.job_id, r.account_id, r.workflow_version_id, r.step_id, r.step_key,
        r.function, r.parent_id, r.input
-FROM jsonb_to_recordset(%(rows)s) AS r(id uuid, job_id uuid, account_id uuid,
+FROM jsonb_to_recordset(%(processes)s) AS r(id uuid, job_id uuid, account_id uuid,
      workflow_version_id uuid, step_id uuid, step_key text, function text,
-     parent_id uuid, input jsonb);
+     parent_id uuid, input jsonb)
 
--- name: outbox_insert
--- Many outbox rows in one round trip, from a JSON array of rows.
+-- fragment: new_outbox_rows
+-- Outbox rows from a JSON array of rows (messages.outbox_row makes them); a row without
+-- not_before is due at once.
 INSERT INTO outbox (event_id, destination, job_id, process_id, attributes, data, not_before)
 SELECT r.event_id, r.destination, r.job_id, r.process_id, r.attributes, r.data,
        coalesce(r.not_before, now())
 FROM jsonb_to_recordset(%(rows)s) AS r(event_id uuid, destination text, job_id uuid,
-     process_id uuid, attributes jsonb, data jsonb, not_before timestamptz);
+     process_id uuid, attributes jsonb, data jsonb, not_before timestamptz)
+
+-- name: processes_insert
+{new_processes};
+
+-- name: outbox_insert
+{new_outbox_rows};
 
 -- name: dead_letter_insert
 INSERT INTO dead_letters (consumer, event_id, account_id, job_id, process_id, origin,
@@ -147,8 +145,9 @@ WHERE j.status = 'running' AND j.created_at < now() - make_interval(secs => %(mi
 RETURNING j.id, j.status, j.parent_process_id;
 
 -- name: version_steps
+-- One immutable version's steps, in order, with what the version says of itself.
 SELECT s.id, s.key, s.name, s.function, s.config, s.next_key, s.output, s.retry,
-       s.workflow_id, s.workflow_version_id
+       s.workflow_id, s.workflow_version_id, v.version, v.entry_step_key
 FROM steps s JOIN workflow_versions v ON v.id = s.workflow_version_id
 WHERE v.workflow_id = %(workflow_id)s AND v.version = %(version)s
 ORDER BY s.position;
@@ -226,22 +225,11 @@ entry AS (
                                                  function text)
     RETURNING 1),
 first_processes AS (
-    INSERT INTO processes (id, job_id, account_id, workflow_version_id, step_id, step_key,
-                           function, parent_id, input)
-    SELECT r.id, r.job_id, r.account_id, r.workflow_version_id, r.step_id, r.step_key,
-           r.function, r.parent_id, r.input
-    FROM jsonb_to_recordset(%(processes)s) AS r(id uuid, job_id uuid, account_id uuid,
-         workflow_version_id uuid, step_id uuid, step_key text, function text,
-         parent_id uuid, input jsonb)
+    {new_processes}
     WHERE EXISTS (SELECT 1 FROM job)
     RETURNING 1),
 first_rows AS (
-    INSERT INTO outbox (event_id, destination, job_id, process_id, attributes, data,
-                        not_before)
-    SELECT r.event_id, r.destination, r.job_id, r.process_id, r.attributes, r.data,
-           coalesce(r.not_before, now())
-    FROM jsonb_to_recordset(%(rows)s) AS r(event_id uuid, destination text, job_id uuid,
-         process_id uuid, attributes jsonb, data jsonb, not_before timestamptz)
+    {new_outbox_rows}
     WHERE EXISTS (SELECT 1 FROM job)
     RETURNING 1)
 SELECT (SELECT id FROM job) AS id, (SELECT created_at FROM job) AS created_at,
@@ -271,17 +259,26 @@ SET status = 'failed', error = %(error)s, finished_at = now()
 WHERE id = %(process_id)s AND status IN ('pending', 'running')
 RETURNING job_id;
 
--- name: trigger_target
--- The step a trigger fires, in its workflow's current version, with what may stop it.
-SELECT w.id AS workflow_id, w.account_id, w.current_version, v.id AS workflow_version_id,
-       v.entry_step_key, s.key AS step_key, s.function, s.config,
-       w.paused_at IS NOT NULL AS paused, w.blocked_at IS NOT NULL AS workflow_blocked,
-       a.blocked_at IS NOT NULL AS account_blocked, a.monthly_quota
-FROM steps s
-JOIN workflows w ON w.id = s.workflow_id AND w.deleted_at IS NULL
-JOIN workflow_versions v ON v.id = s.workflow_version_id AND v.version = w.current_version
+-- name: start_target
+-- What a start reads, in one row: the workflow (by a trigger step of its current version,
+-- or by id within an account), the step (the trigger step, or the entry), the current
+-- version, and what admission needs of the workflow and its account.
+WITH wanted AS (
+    SELECT coalesce(%(workflow_id)s::uuid,
+                    (SELECT workflow_id FROM steps WHERE id = %(step_id)s::uuid)) AS id)
+SELECT w.id AS workflow_id, w.account_id, w.current_version AS version, v.entry_step_key,
+       s.key AS step_key, s.function, s.config,
+       w.paused_at IS NOT NULL AS paused,
+       w.blocked_at IS NOT NULL AS workflow_blocked, w.blocked_reason AS workflow_blocked_reason,
+       a.blocked_at IS NOT NULL AS account_blocked, a.blocked_reason AS account_blocked_reason,
+       a.monthly_quota
+FROM wanted
+JOIN workflows w ON w.id = wanted.id AND w.deleted_at IS NULL
+JOIN workflow_versions v ON v.workflow_id = w.id AND v.version = w.current_version
 JOIN accounts a ON a.id = w.account_id
-WHERE s.id = %(step_id)s;
+LEFT JOIN steps s ON s.workflow_version_id = v.id
+     AND (s.id = %(step_id)s::uuid OR (%(step_id)s::uuid IS NULL AND s.key = v.entry_step_key))
+WHERE %(account_id)s::uuid IS NULL OR w.account_id = %(account_id)s::uuid;
 
 -- name: processes_this_month
 -- What a monthly quota counts: the account's processes since :since (the month's start,
@@ -312,6 +309,9 @@ WHERE id = %(process_id)s AND status IN ('pending', 'running');
 SELECT id, status FROM jobs WHERE parent_process_id = %(process_id)s
 ORDER BY created_at DESC LIMIT 1;
 
+-- name: account_is_operator
+SELECT is_operator FROM accounts WHERE id = %(account_id)s;
+
 -- name: job_depth
 SELECT depth FROM jobs WHERE id = %(job_id)s;
 
@@ -321,8 +321,3 @@ SELECT p.output FROM processes p
 WHERE p.job_id = %(job_id)s AND p.status = 'succeeded'
   AND NOT EXISTS (SELECT 1 FROM processes c WHERE c.parent_id = p.id)
 ORDER BY p.created_at, p.id;
-
--- name: workflow_current
-SELECT w.id, w.current_version, v.entry_step_key FROM workflows w
-JOIN workflow_versions v ON v.workflow_id = w.id AND v.version = w.current_version
-WHERE w.id = %(workflow_id)s AND w.account_id = %(account_id)s AND w.deleted_at IS NULL;

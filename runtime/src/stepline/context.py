@@ -1,0 +1,131 @@
+"""What a function's handler sees and may do: the packet, its step, its config (typed by
+the function's config model, validated after the templates were rendered), a log, and
+capabilities — a stored connection by name and kind, the step's child job — so that no
+function reaches into the platform's pool or tables. Exported to function authors by
+:mod:`stepline.sdk`."""
+
+from __future__ import annotations
+
+import ipaddress
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, runtime_checkable
+
+import psycopg
+from cloudevents.core.base import BaseCloudEvent
+
+from stepline.catalog import FunctionSpec
+from stepline.definition import Step
+from stepline.lifecycle import Refusal, Started, StepTarget, WorkflowTarget
+from stepline.packet import Packet
+
+if TYPE_CHECKING:
+    from stepline.step import StepRuntime
+
+ConfigT = TypeVar("ConfigT")
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True)
+class StoredConnection:
+    name: str
+    kind: str
+    config: dict[str, Any]
+    secret: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """A handler's answer when its result comes later (Workflow.call's child job): the
+    process stays running, holding no worker, until it is delivered again."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class ChildJob:
+    """The job a step started and waits for (Workflow.call)."""
+
+    id: uuid.UUID
+    status: str
+    outputs: list[Any]  # the outputs of its last steps, once it succeeded
+
+
+@dataclass
+class Context(Generic[ConfigT]):
+    packet: Packet
+    step: Step
+    config: ConfigT
+    runtime: StepRuntime = field(repr=False)
+    # only for a handler that runs in the step's own transaction (``in_transaction``)
+    transaction: psycopg.AsyncConnection | None = field(default=None, repr=False)
+    logs: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def payload(self) -> Any:
+        return self.packet.payload
+
+    @property
+    def allowed_networks(self) -> list[Network]:
+        """Private networks an operator lets this platform's outbound calls reach."""
+        return self.runtime.settings.allowed_networks
+
+    def log(self, message: str, level: str = "info", **fields: Any) -> None:
+        self.logs.append(
+            {"at": datetime.now(UTC).isoformat(), "level": level, "message": message, **fields}
+        )
+
+    async def connection(self, name: str, *, kind: str | None = None) -> StoredConnection:
+        """The account's connection ``name`` with its secret opened; a permanent error if
+        there is none, or it is not of ``kind``."""
+        return await self.runtime.stored_connection(self.packet.account.id, name, kind=kind)
+
+    async def child_job(self) -> ChildJob | None:
+        """The job this step started earlier (:meth:`start_child`), or None."""
+        return await self.runtime.child_job(self.packet.process.id)
+
+    async def start_child(self, workflow_id: uuid.UUID, payload: Any) -> Started:
+        """Start a workflow of this account as this step's child job, once per process
+        however often this runs; its end delivers this step again. A refusal (blocked,
+        paused, quota, too deep) is the step's permanent error."""
+        return await self.runtime.start_child(self.packet, workflow_id, payload)
+
+
+class Handler(Protocol):
+    """An action function: ``run`` returns the step's result (or :class:`Waiting`, or a
+    :class:`stepline.messages.Route`), or raises PermanentError / TemporaryError."""
+
+    spec: FunctionSpec
+
+    async def run(self, ctx: Context[Any]) -> Any: ...
+
+
+class TriggerRuntime(Protocol):
+    """What a trigger function may do: start jobs, and keep what it cannot act on."""
+
+    async def start(self, target: StepTarget | WorkflowTarget, **options: Any
+                    ) -> Started | Refusal: ...
+
+    async def dead_letter(self, event: BaseCloudEvent, *, reason: str) -> None: ...
+
+
+@runtime_checkable
+class Trigger(Protocol):
+    """A trigger function (CronJob): its events are not packets but starts of jobs; it
+    answers with what it did (``{"outcome": "started", "job_id": ...}``)."""
+
+    spec: FunctionSpec
+
+    async def fire(self, runtime: TriggerRuntime, event: BaseCloudEvent) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class RawHttp(Protocol):
+    """A function served with func's ``invoke: http`` (Webhook): it reads the request
+    itself and answers ``(status, body)``."""
+
+    spec: FunctionSpec
+
+    async def http(self, runtime: TriggerRuntime, scope: dict[str, Any], body: bytes
+                   ) -> tuple[int, dict[str, Any]]: ...

@@ -1,0 +1,42 @@
+"""The life of a job, in one place: every state change of a job and its processes.
+
+- :mod:`.versions` loads a workflow version's steps once per process (they never change).
+- :mod:`.admission` is the one rule that lets a start in or refuses it (a pure function
+  over one row): account blocked, workflow blocked or paused, monthly quota.
+- :mod:`.start` is the one way a job starts — manual starts, Webhook calls, schedule
+  ticks, Workflow.call children alike.
+- :mod:`.unit` is the unit of work: one transaction, then the end check of every job it
+  touched, so no caller ends a job by hand.
+- :mod:`.outcomes` records what became of a delivery (succeeded, failed, retry, waiting,
+  cancelled), each through the inbox in one transaction.
+- :mod:`.deadletters` is the one writer of dead letters.
+- :mod:`.jobs` ends, repairs, cancels and re-delivers.
+"""
+
+from stepline.lifecycle.admission import Gate, Refusal, refusal
+from stepline.lifecycle.deadletters import DeadLetter, keep, transport_gave_up
+from stepline.lifecycle.jobs import cancel, finish, finish_stale, redeliver
+from stepline.lifecycle.outcomes import Delivery, Duplicate, Outcome
+from stepline.lifecycle.start import (
+    CONFIGURED,
+    NotStartable,
+    Parent,
+    Started,
+    Starter,
+    StartRefused,
+    StepTarget,
+    WorkflowTarget,
+    admission,
+    month_processes,
+    start,
+)
+from stepline.lifecycle.unit import Unit, work
+from stepline.lifecycle.versions import Versions, version_from_rows
+
+__all__ = [
+    "CONFIGURED", "DeadLetter", "Delivery", "Duplicate", "Gate", "NotStartable", "Outcome",
+    "Parent", "Refusal", "StartRefused", "Started", "Starter", "StepTarget", "Unit",
+    "Versions", "WorkflowTarget", "admission", "cancel", "finish", "finish_stale", "keep",
+    "month_processes", "redeliver", "refusal", "start", "transport_gave_up",
+    "version_from_rows", "work",
+]

@@ -1,0 +1,56 @@
+"""Everything a function author imports from the runtime — the only module a function
+folder may import from ``stepline`` (a test checks). See docs/writing-a-function.md.
+
+A function is a func project whose ``function/func.py`` has ``new()`` returning
+``FunctionHost(handler)``. The handler names its catalog entry (``spec``) and either
+runs a step (``async def run(self, ctx)``, the result sent on by the step's ``output``)
+or fires a trigger (``async def fire(self, runtime, event)``). It signals a failure with
+:class:`PermanentError` (the process fails, its message is kept as a dead letter) or
+:class:`TemporaryError` (the step's retry policy applies), and a result that comes later
+with :class:`Waiting`. Its context gives it the packet, the typed config, a log, and
+capabilities: ``await ctx.connection(name, kind=...)``, ``await ctx.start_child(...)``,
+``await ctx.child_job()``; :class:`Outbound` calls HTTP APIs behind the platform's
+address guard."""
+
+from stepline.catalog import (
+    CATALOG,
+    ConditionConfig,
+    CronJobConfig,
+    DatabaseQueryConfig,
+    FunctionSpec,
+    HttpRequestConfig,
+    NextLinkPagination,
+    PagePagination,
+    RdStationGetLeadsConfig,
+    TransformConfig,
+    WebhookConfig,
+    WorkflowCallConfig,
+)
+from stepline.context import (
+    ChildJob,
+    Context,
+    Handler,
+    RawHttp,
+    StoredConnection,
+    Trigger,
+    TriggerRuntime,
+    Waiting,
+)
+from stepline.errors import MalformedEvent, PermanentError, Rejected, TemporaryError, Unauthorized
+from stepline.host import FunctionHost
+from stepline.lifecycle import CONFIGURED, Refusal, Started, StepTarget, WorkflowTarget
+from stepline.lifecycle.start import skipped
+from stepline.messages import Route
+from stepline.outbound import Outbound, bearer, decode
+from stepline.webhooks import parse as parse_webhook_call
+from stepline.webhooks import token_check
+
+__all__ = [
+    "CATALOG", "CONFIGURED", "ChildJob", "ConditionConfig", "Context", "CronJobConfig",
+    "DatabaseQueryConfig", "FunctionHost", "FunctionSpec", "Handler", "HttpRequestConfig",
+    "MalformedEvent", "NextLinkPagination", "Outbound", "PagePagination", "PermanentError",
+    "RawHttp", "RdStationGetLeadsConfig", "Refusal", "Rejected", "Route", "Started",
+    "StepTarget", "StoredConnection", "TemporaryError", "TransformConfig", "Trigger",
+    "TriggerRuntime", "Unauthorized", "Waiting", "WebhookConfig", "WorkflowCallConfig",
+    "WorkflowTarget", "bearer", "decode", "parse_webhook_call", "skipped", "token_check",
+]
