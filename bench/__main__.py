@@ -34,10 +34,10 @@ from bench.relay import (
     sample_row,
     summary_ms,
 )
-from stepline_control.processes import function_child
+from stepline_control.onemachine.children import function_child
 from stepline_relay.amqp import Broker, delete
-from stepline_relay.dispatcher import DispatchOptions
 from stepline_relay.mapping import from_amqp, to_amqp, to_http
+from stepline_relay.onemachine.dispatcher import DispatchOptions
 from stepline_relay.relay import RelayOptions
 from stepline_relay.topology import Topology
 

@@ -34,7 +34,7 @@ import psutil
 import psycopg
 
 from stepline.secrets import SecretBox
-from stepline_control.processes import (
+from stepline_control.onemachine.children import (
     Child,
     dispatch_child,
     free_port,

@@ -20,8 +20,8 @@ from stepline.db import create_pool, execute, jsonb, q
 from stepline.messages import outbox_row
 from stepline.packet import Packet, ProcessRef, Ref, StepRef, WorkflowRef
 from stepline_relay.amqp import Broker, Publisher, declare
-from stepline_relay.dispatcher import Dispatcher, DispatchOptions, http_session
 from stepline_relay.mapping import AmqpMessage
+from stepline_relay.onemachine.dispatcher import Dispatcher, DispatchOptions, http_session
 from stepline_relay.rabbitmq import RabbitmqTransport
 from stepline_relay.relay import Relay, RelayOptions, soft_commit_conninfo
 from stepline_relay.topology import Topology

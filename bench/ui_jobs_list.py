@@ -34,7 +34,7 @@ from cryptography.fernet import Fernet
 
 from stepline_control.app import create_app
 from stepline_control.config import ControlSettings
-from stepline_control.processes import free_port
+from stepline_control.onemachine.children import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 ADMIN_URL = os.environ.get("STEPLINE_BENCH_ADMIN_URL") or os.environ.get(

@@ -18,7 +18,13 @@ from cryptography.fernet import Fernet
 
 from stepline.settings import Settings
 from stepline_control.app import create_app
-from stepline_control.processes import Child, function_child, function_folders, relay_child, url_of
+from stepline_control.onemachine.children import (
+    Child,
+    function_child,
+    function_folders,
+    relay_child,
+    url_of,
+)
 
 TOKEN = "stl_test_operator_token"
 SECRET_KEY = Fernet.generate_key().decode()

@@ -15,7 +15,7 @@ from cloudevents.core.bindings.http import to_binary_event
 from psycopg.rows import dict_row
 
 from stepline.packet import to_cloudevent
-from stepline_control.processes import Child, url_of
+from stepline_control.onemachine.children import Child, url_of
 from support import control_plane, create_workflow, post, running_function
 
 STEPS = [

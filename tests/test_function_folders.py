@@ -4,6 +4,7 @@ func-python serving ``function.new``. The three servers so built run a real job.
 
 from __future__ import annotations
 
+import ast
 import json
 import shutil
 import subprocess
@@ -15,7 +16,13 @@ import psycopg
 import pytest
 
 from stepline.catalog import CATALOG, IN_PROCESS
-from stepline_control.processes import Child, free_port, function_folders, invoke_of, relay_child
+from stepline_control.onemachine.children import (
+    Child,
+    free_port,
+    function_folders,
+    invoke_of,
+    relay_child,
+)
 from support import ItemsApi, child_env, control_plane, create_workflow, wait_for_job
 
 pytestmark = pytest.mark.slow
@@ -51,6 +58,26 @@ def serve_alone(name: str, python: Path, env: dict[str, str], log_dir: Path,
         health_url=f"http://127.0.0.1:{port}/health/readiness",
         log_path=log_dir / f"{name}.log",
     )
+
+
+def runtime_imports(source: Path) -> set[str]:
+    """The modules of the platform's own packages a file imports."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(source.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module)
+    return {n for n in names if n.split(".")[0] in ("stepline", "stepline_control",
+                                                     "stepline_relay")}
+
+
+@pytest.mark.parametrize("folder", sorted(function_folders().values()), ids=lambda f: f.name)
+def test_a_function_folder_imports_only_the_public_module(folder: Path) -> None:
+    for source in (folder / "function").glob("*.py"):
+        assert runtime_imports(source) <= {"stepline.sdk"}, (
+            f"{source.relative_to(folder.parent)} imports more of the platform than "
+            "stepline.sdk")
 
 
 def test_every_folder_with_a_handler_names_a_catalog_function() -> None:

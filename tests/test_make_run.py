@@ -19,7 +19,7 @@ import pytest
 from conftest import unavailable
 from rabbitmq.broker import Vhost
 
-from stepline_control.processes import free_port
+from stepline_control.onemachine.children import free_port
 from support import eventually
 
 pytestmark = pytest.mark.slow

@@ -12,7 +12,7 @@ import pytest
 from metrics_support import Scrape, scrape
 
 from stepline.metrics import ADDRESS_ENV
-from stepline_control.processes import free_port
+from stepline_control.onemachine.children import free_port
 from support import Platform, control_plane, create_workflow, eventually, wait_for_job
 
 pytestmark = pytest.mark.slow

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
+from stepline.context import Context
 from stepline.definition import RetryPolicy, Step
 from stepline.net import AddressRefused
 from stepline.packet import Packet, ProcessRef, Ref, StepRef, WorkflowRef
 from stepline.settings import Settings
-from stepline.context import Context
 from stepline.step import StepRuntime
 from support import LocalHttp, Reply, json_reply
 

@@ -15,7 +15,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from stepline_control.processes import relay_child
+from stepline_control.onemachine.children import relay_child
 from support import (
     ItemsApi,
     LocalHttp,

@@ -23,7 +23,7 @@ import httpx
 import pytest
 from test_make_run import read_until
 
-from stepline_control.processes import free_port
+from stepline_control.onemachine.children import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 TUTORIAL = ROOT / "docs" / "tutorial.md"

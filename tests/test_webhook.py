@@ -14,7 +14,7 @@ import pytest
 from cloudevents.core.bindings.http import to_binary_event, to_structured_event
 from cloudevents.core.v1.event import CloudEvent
 
-from stepline_control.processes import Child, url_of
+from stepline_control.onemachine.children import Child, url_of
 from support import control_plane, create_workflow, post, running_function
 
 SECRET = "hook-secret"

@@ -18,9 +18,9 @@ from stepline.metrics import KNATIVE_METRICS_PORT, FunctionMetrics
 from stepline_control.metrics import Metrics
 from stepline_relay import health
 from stepline_relay.amqp import Broker
-from stepline_relay.deadletters import DeadLetterRecorder
-from stepline_relay.dispatcher import DispatchMetrics
+from stepline_relay.dead_letter_queue import DeadLetterRecorder
 from stepline_relay.http import HttpTransport
+from stepline_relay.onemachine.dispatcher import DispatchMetrics
 from stepline_relay.relay import Relay
 from stepline_relay.topology import Topology
 

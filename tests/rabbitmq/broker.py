@@ -19,15 +19,15 @@ from urllib.parse import quote
 import httpx
 import psycopg
 
-from stepline_control.processes import (
+from stepline_control.onemachine.children import (
     Child,
     function_child,
     function_folders,
     relay_child,
     url_of,
 )
-from stepline_relay.cli_dispatch import command
-from stepline_relay.dispatcher import DispatchOptions
+from stepline_relay.onemachine.cli import command
+from stepline_relay.onemachine.dispatcher import DispatchOptions
 from support import child_env, create_workflow, postgres_connection
 
 AMQP_URL = os.environ.get("STEPLINE_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")

@@ -15,9 +15,14 @@ import pytest
 from stepline.db import create_pool
 from stepline.packet import EVENT_TYPE
 from stepline_relay.amqp import Broker, Consumer, Delivery, Publisher, declare, delete
-from stepline_relay.deadletters import DeadLetterRecorder
-from stepline_relay.dispatcher import Dispatcher, DispatchOptions, http_session, retry_delay_s
+from stepline_relay.dead_letter_queue import DeadLetterRecorder
 from stepline_relay.mapping import AmqpMessage, to_amqp
+from stepline_relay.onemachine.dispatcher import (
+    Dispatcher,
+    DispatchOptions,
+    http_session,
+    retry_delay_s,
+)
 from stepline_relay.rabbitmq import RabbitmqTransport
 from stepline_relay.relay import Relay, RelayOptions
 from stepline_relay.topology import Topology
@@ -306,7 +311,7 @@ async def test_the_relay_serves_its_probe_and_its_counters(
 ) -> None:
     import aiohttp
 
-    from stepline_control.processes import free_port
+    from stepline_control.onemachine.children import free_port
     from stepline_relay import health
 
     await insert_outbox_row(database_url, *event())

@@ -14,7 +14,7 @@ import pytest
 
 from stepline.db import create_pool
 from stepline_relay.amqp import Broker
-from stepline_relay.dispatcher import Dispatcher, http_session
+from stepline_relay.onemachine.dispatcher import Dispatcher, http_session
 from stepline_relay.rabbitmq import RabbitmqTransport
 from stepline_relay.relay import Relay, RelayOptions
 from stepline_relay.topology import platform_functions

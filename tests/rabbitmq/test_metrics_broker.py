@@ -12,10 +12,10 @@ from metrics_support import scrape
 
 from stepline.metrics import ADDRESS_ENV
 from stepline.packet import EVENT_TYPE
-from stepline_control.processes import Child, free_port
+from stepline_control.onemachine.children import Child, free_port
 from stepline_relay.amqp import Broker, Publisher
-from stepline_relay.cli_dispatch import command
 from stepline_relay.mapping import to_amqp
+from stepline_relay.onemachine.cli import command
 from stepline_relay.topology import Topology
 from support import control_plane, create_workflow, eventually
 

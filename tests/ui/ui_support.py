@@ -23,7 +23,7 @@ import uvicorn
 import support
 from stepline_control import ui
 from stepline_control.app import create_app
-from stepline_control.processes import free_port
+from stepline_control.onemachine.children import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "tests" / "artifacts" / "screenshots"

@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> None:
     settings = ControlSettings()  # the control plane's own settings apply on one machine too
     logging.basicConfig(level=settings.log_level, format=LOG_FORMAT)
     if args.command == "run":
-        from stepline_control.local import run_platform
+        from stepline_control.onemachine.platform import run_platform
 
         run_platform(settings, port=args.port)
 

@@ -16,7 +16,6 @@ import asyncio
 import logging
 import shlex
 import signal
-import time
 
 from psycopg_pool import AsyncConnectionPool
 
@@ -25,7 +24,8 @@ from stepline.settings import Settings
 from stepline_relay import health
 from stepline_relay.amqp import Broker, declare
 from stepline_relay.amqp_url import redact, unverified, url_problems, vhost_of
-from stepline_relay.deadletters import DeadLetterRecorder
+from stepline_relay.backoff import retrying
+from stepline_relay.dead_letter_queue import DeadLetterRecorder
 from stepline_relay.http import HttpTransport
 from stepline_relay.rabbitmq import RabbitmqTransport
 from stepline_relay.relay import Relay, RelayOptions, relay_name, soft_commit_conninfo
@@ -44,6 +44,7 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 STOP_TIMEOUT_S = 10.0
 # how long --declare-only waits for a broker that is not reachable yet (one starting)
 DECLARE_WAIT_S = 120.0
+DECLARE_BACKOFF_FIRST_S = 0.5
 DECLARE_BACKOFF_MAX_S = 10.0
 DEFAULT_VHOST = "stepline"
 
@@ -134,21 +135,17 @@ async def declare_only(amqp: AmqpSettings, *, wait_s: float = DECLARE_WAIT_S) ->
     non-zero if this user may not declare it."""
     assert amqp.url
     broker = Broker(amqp.url, name="stepline-relay --declare-only")
-    deadline, backoff = time.monotonic() + wait_s, 0.5
     try:
-        while True:
-            try:
+        async for attempt in retrying("declaring the topology", TransportUnavailable,
+                                      first_s=DECLARE_BACKOFF_FIRST_S,
+                                      max_s=DECLARE_BACKOFF_MAX_S, within_s=wait_s):
+            with attempt:
                 queue_type = resolve_queue_type(amqp.queue_type, await broker.server_version())
                 topology = Topology(functions=platform_functions(), queue_type=queue_type,
                                     prefix=amqp.queue_prefix)
                 declared = await declare(broker, topology)
-                break
-            except TransportUnavailable as exc:
-                if time.monotonic() + backoff > deadline:
-                    raise SystemExit(f"could not declare the topology: {exc}") from exc
-                log.warning("%s; trying again in %.1fs", exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, DECLARE_BACKOFF_MAX_S)
+    except TransportUnavailable as exc:
+        raise SystemExit(f"could not declare the topology: {exc}") from exc
     finally:
         await broker.close()
     if not declared:

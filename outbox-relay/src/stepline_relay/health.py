@@ -24,7 +24,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from stepline.db import fetch_one, translate_errors
 from stepline.errors import DatabaseUnavailable
-from stepline_relay.deadletters import DeadLetterRecorder
+from stepline_relay.dead_letter_queue import DeadLetterRecorder
 from stepline_relay.relay import Relay
 
 log = logging.getLogger(__name__)

@@ -29,6 +29,7 @@ from psycopg_pool import AsyncConnectionPool
 from stepline.db import connection, execute, fetch_one, jsonb, q, translate_errors
 from stepline.errors import DatabaseUnavailable
 from stepline.lifecycle import transport_gave_up, work
+from stepline_relay.backoff import retrying, started_over
 from stepline_relay.transport import (
     Dead,
     Result,
@@ -49,6 +50,7 @@ POLL_INTERVAL_S = 5.0
 RETRY_BASE_S = 0.5
 RETRY_MAX_S = 30.0
 MAX_ATTEMPTS = 20
+RECONNECT_FIRST_S = 0.1
 RECONNECT_MAX_S = 10.0
 RECORD_ATTEMPTS = 5
 # a batch over HTTP (one machine) waits on the functions themselves: up to their timeout
@@ -186,18 +188,17 @@ class Relay:
                                    conn: psycopg.AsyncConnection) -> None:
         """Record a delivered batch, riding out a dropped database connection or two: a
         row delivered but not marked sent would be delivered again when its lease ends."""
-        for attempt in range(RECORD_ATTEMPTS):
+        with translate_errors():
             try:
-                if attempt == 0:
-                    with translate_errors():
-                        return await self._record(results, conn)
+                return await self._record(results, conn)
+            except DatabaseUnavailable:
+                pass  # that connection is gone: fresh ones from the pool, after a wait
+        async for attempt in retrying("recording a batch", DatabaseUnavailable,
+                                      first_s=RETRY_BASE_S, max_s=RETRY_MAX_S,
+                                      attempts=RECORD_ATTEMPTS - 1):
+            with attempt:
                 async with connection(self.pool) as fresh:
-                    return await self._record(results, fresh)
-            except DatabaseUnavailable as exc:
-                if attempt == RECORD_ATTEMPTS - 1:
-                    raise
-                log.warning("recording a batch: %s; trying again", exc)
-                await asyncio.sleep(RETRY_BASE_S * 2 ** attempt)
+                    await self._record(results, fresh)
 
     async def _record(self, results: list[Result], conn: psycopg.AsyncConnection) -> None:
         sent = [r.row.id for r in results if isinstance(r, Sent)]
@@ -232,23 +233,20 @@ class Relay:
                                     origin="relay")
 
     async def _pump(self, stop: asyncio.Event) -> None:
-        backoff = 0.1
-        while not stop.is_set():
-            try:
+        async for attempt in retrying("relay pump", DatabaseUnavailable, TransportUnavailable,
+                                      first_s=RECONNECT_FIRST_S, max_s=RECONNECT_MAX_S,
+                                      until=stop):
+            with attempt:
                 # a connection of its own while it works: no checkout on the hot path; a
                 # dropped one fails the next query and is replaced after the backoff
                 async with connection(self.pool) as conn:
                     while not stop.is_set():
                         claimed = await self.pump_once(conn)
-                        backoff = 0.1
+                        started_over(attempt)
                         if claimed == self.options.batch_size:
                             self._wake.post()  # more may be due: another pump joins in
                             continue
                         await self._sleep(conn)
-            except (DatabaseUnavailable, TransportUnavailable) as exc:
-                log.warning("relay pump: %s; retrying in %.1fs", exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, RECONNECT_MAX_S)
 
     def healthy(self, *, stale_after_s: float) -> str | None:
         """Why the relay is not working, or None: every task runs and a pump heard from
@@ -269,20 +267,14 @@ class Relay:
             await self._wake.wait(timeout)
 
     async def _listen(self, stop: asyncio.Event) -> None:
-        backoff = 0.1
-        while not stop.is_set():
-            try:
-                with translate_errors():
-                    conn = await psycopg.AsyncConnection.connect(
-                        self.database_url, autocommit=True
-                    )
-                    async with conn:
-                        await conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
-                        self._wake.post()  # anything inserted while we were not listening
-                        backoff = 0.1
-                        async for _ in conn.notifies():
-                            self._wake.post()
-            except DatabaseUnavailable as exc:
-                log.warning("relay listener: %s; reconnecting in %.1fs", exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, RECONNECT_MAX_S)
+        async for attempt in retrying("relay listener", DatabaseUnavailable,
+                                      first_s=RECONNECT_FIRST_S, max_s=RECONNECT_MAX_S,
+                                      until=stop):
+            with attempt, translate_errors():
+                conn = await psycopg.AsyncConnection.connect(self.database_url, autocommit=True)
+                async with conn:
+                    await conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    self._wake.post()  # anything inserted while we were not listening
+                    started_over(attempt)
+                    async for _ in conn.notifies():
+                        self._wake.post()

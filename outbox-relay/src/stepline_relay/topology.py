@@ -3,7 +3,7 @@
 One durable queue per function, named exactly after it (``Http.request``), so a
 RabbitmqSource with ``predeclared: true`` and ``queueName: Http.request`` consumes it; every
 function queue dead-letters into one fanout exchange bound to one dead-letter queue, which
-the platform consumes and records (``deadletters.py``). The relay publishes to one durable
+the platform consumes and records (``dead_letter_queue.py``). The relay publishes to one durable
 direct exchange, ``stepline.steps``, to which each function queue is bound by its own name,
 with ``mandatory``, so a missing queue is a returned message (a failure), never a silent
 drop. Publishing through an exchange of Stepline's own, not the default one, is what lets

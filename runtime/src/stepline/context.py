@@ -10,7 +10,7 @@ import ipaddress
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, runtime_checkable
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 import psycopg
 from cloudevents.core.base import BaseCloudEvent
@@ -19,9 +19,7 @@ from stepline.catalog import FunctionSpec
 from stepline.definition import Step
 from stepline.lifecycle import Refusal, Started, StepTarget, WorkflowTarget
 from stepline.packet import Packet
-
-if TYPE_CHECKING:
-    from stepline.step import StepRuntime
+from stepline.settings import Settings
 
 ConfigT = TypeVar("ConfigT")
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -52,12 +50,26 @@ class ChildJob:
     outputs: list[Any]  # the outputs of its last steps, once it succeeded
 
 
+class Capabilities(Protocol):
+    """What the step runtime does for a context (:class:`stepline.step.StepRuntime`)."""
+
+    settings: Settings
+
+    async def stored_connection(self, account_id: uuid.UUID, name: str, *,
+                                kind: str | None = None) -> StoredConnection: ...
+
+    async def child_job(self, process_id: uuid.UUID) -> ChildJob | None: ...
+
+    async def start_child(self, packet: Packet, workflow_id: uuid.UUID, payload: Any
+                          ) -> Started: ...
+
+
 @dataclass
 class Context(Generic[ConfigT]):
     packet: Packet
     step: Step
     config: ConfigT
-    runtime: StepRuntime = field(repr=False)
+    runtime: Capabilities = field(repr=False)
     # only for a handler that runs in the step's own transaction (``in_transaction``)
     transaction: psycopg.AsyncConnection | None = field(default=None, repr=False)
     logs: list[dict[str, Any]] = field(default_factory=list)

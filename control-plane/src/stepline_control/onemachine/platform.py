@@ -27,7 +27,7 @@ from stepline.secrets import SecretBox
 from stepline.settings import Settings
 from stepline_control.app import create_app
 from stepline_control.auth import new_token
-from stepline_control.processes import (
+from stepline_control.onemachine.children import (
     Child,
     dispatch_child,
     function_child,

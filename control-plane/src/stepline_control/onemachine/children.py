@@ -142,7 +142,7 @@ def dispatch_child(function_urls: dict[str, str], *, env: dict[str, str],
     pairs = [f"{name}={url}" for name, url in function_urls.items()]
     return Child(
         name="dispatch",
-        argv=[sys.executable, "-m", "stepline_relay.cli_dispatch", "--dead-letters", *pairs],
+        argv=[sys.executable, "-m", "stepline_relay.onemachine.cli", "--dead-letters", *pairs],
         env=env, log_path=log_dir / "dispatch.log" if log_dir else None,
     )
 

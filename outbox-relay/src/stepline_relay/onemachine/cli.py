@@ -1,6 +1,6 @@
 """``stepline-dispatch``: on one machine, do what a RabbitmqSource per function queue does
 in the cluster: consume each function's queue and POST its CloudEvents to the
-function's server (see :mod:`stepline_relay.dispatcher`).
+function's server (see :mod:`stepline_relay.onemachine.dispatcher`).
 
     stepline-dispatch Transform=http://127.0.0.1:8101/ Database.query=http://127.0.0.1:8102/
 
@@ -22,13 +22,20 @@ from stepline.db import create_pool
 from stepline.settings import Settings
 from stepline_relay import health
 from stepline_relay.amqp import Broker, declare
+from stepline_relay.backoff import retrying
 from stepline_relay.cli import configure_logging, dead_letter_recorder, stop_on_signals
-from stepline_relay.dispatcher import Dispatcher, DispatchMetrics, DispatchOptions, http_session
+from stepline_relay.onemachine.dispatcher import (
+    Dispatcher,
+    DispatchMetrics,
+    DispatchOptions,
+    http_session,
+)
 from stepline_relay.settings import AmqpSettings
 from stepline_relay.topology import Topology, resolve_queue_type
 from stepline_relay.transport import TransportUnavailable
 
 POOL_MAX_SIZE = 4
+RECONNECT_FIRST_S = 0.5
 RECONNECT_MAX_S = 10.0
 
 
@@ -36,7 +43,7 @@ def command(function_urls: Mapping[str, str], *, dead_letters: bool = False,
             options: DispatchOptions | None = None, metrics_port: int | None = None) -> list[str]:
     """The argv that runs dispatchers for ``function_urls`` (for a process supervisor)."""
     options = options or DispatchOptions()
-    argv = [sys.executable, "-m", "stepline_relay.cli_dispatch",
+    argv = [sys.executable, "-m", "stepline_relay.onemachine.cli",
             *(f"{name}={url}" for name, url in function_urls.items()),
             "--parallelism", str(options.parallelism), "--prefetch", str(options.prefetch),
             "--retries", str(options.retries),
@@ -49,20 +56,18 @@ def command(function_urls: Mapping[str, str], *, dead_letters: bool = False,
 
 async def declare_when_reachable(broker: Broker, amqp: AmqpSettings, functions: tuple[str, ...],
                                  stop: asyncio.Event) -> Topology:
-    backoff = 0.5
-    while True:
-        try:
-            queue_type = resolve_queue_type(amqp.queue_type, await broker.server_version())
-            topology = Topology(functions=functions, prefix=amqp.queue_prefix,
-                                queue_type=queue_type)
-            await declare(broker, topology)
-            return topology
-        except TransportUnavailable as exc:
-            if stop.is_set():
-                raise SystemExit(f"stopped before RabbitMQ was reachable: {exc}") from exc
-            logging.getLogger(__name__).warning("%s; trying again in %.1fs", exc, backoff)
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, RECONNECT_MAX_S)
+    try:
+        async for attempt in retrying("declaring the topology", TransportUnavailable,
+                                      first_s=RECONNECT_FIRST_S, max_s=RECONNECT_MAX_S,
+                                      until=stop):
+            with attempt:
+                queue_type = resolve_queue_type(amqp.queue_type, await broker.server_version())
+                topology = Topology(functions=functions, prefix=amqp.queue_prefix,
+                                    queue_type=queue_type)
+                await declare(broker, topology)
+    except TransportUnavailable as exc:
+        raise SystemExit(f"stopped before RabbitMQ was reachable: {exc}") from exc
+    return topology
 
 
 def parse_targets(pairs: list[str], fallback: Mapping[str, str]) -> dict[str, str]:

@@ -21,6 +21,7 @@ from stepline.db import connection
 from stepline.errors import DatabaseUnavailable
 from stepline.lifecycle import transport_gave_up, work
 from stepline_relay.amqp import Broker, Consumer, Delivery
+from stepline_relay.backoff import retrying
 from stepline_relay.mapping import MappingError, from_amqp
 from stepline_relay.topology import Topology
 from stepline_relay.transport import TransportUnavailable
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 ORIGIN = "dead-letter-queue"
 PREFETCH = 50
 RECONNECT_S = 1.0
+DATABASE_BACKOFF_FIRST_S = 0.1
 DATABASE_BACKOFF_MAX_S = 10.0
 
 
@@ -89,16 +91,14 @@ class DeadLetterRecorder:
             await consumer.ack(delivery)
 
     async def _record_until_done(self, delivery: Delivery, stop: asyncio.Event) -> None:
-        backoff = 0.1
-        while True:
-            try:
-                return await self.record(delivery)
-            except DatabaseUnavailable as exc:
-                if stop.is_set():
-                    raise TransportUnavailable("stopping with a dead letter unrecorded") from exc
-                log.warning("dead-letter consumer: %s; trying again in %.1fs", exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, DATABASE_BACKOFF_MAX_S)
+        try:
+            async for attempt in retrying("dead-letter consumer", DatabaseUnavailable,
+                                          first_s=DATABASE_BACKOFF_FIRST_S,
+                                          max_s=DATABASE_BACKOFF_MAX_S, until=stop):
+                with attempt:
+                    await self.record(delivery)
+        except DatabaseUnavailable as exc:  # only once stopping: the message stays unacked
+            raise TransportUnavailable("stopping with a dead letter unrecorded") from exc
 
     async def record(self, delivery: Delivery) -> None:
         queue = delivery.deaths[0].queue if delivery.deaths else self.topology.dead_letter_queue
