@@ -6,4 +6,4 @@
 
 # the IMAP server of the Email trigger's tests (tests/triggers); never run as a service
 dovecot:
-	@command -v dovecot >/dev/null 2>&1 || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y dovecot-imapd; }
+	@command -v dovecot >/dev/null 2>&1 || test -x /usr/sbin/dovecot || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y dovecot-imapd; }

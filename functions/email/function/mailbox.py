@@ -161,7 +161,7 @@ class _Client(aioimaplib.IMAP4):
             ssl_context=context if server.tls == "ssl" else None,
         )
 
-    def create_client(self, host, port, loop, conn_lost_cb=None, ssl_context=None) -> None:  # noqa: ANN001
+    def create_client(self, host, port, loop, conn_lost_cb=None, ssl_context=None) -> None:
         running = loop or asyncio.get_running_loop()
         self.protocol = aioimaplib.IMAP4ClientProtocol(running, conn_lost_cb)
         self._client_task = running.create_task(running.create_connection(
@@ -263,7 +263,10 @@ class Mailbox:
         return Cursor(uidvalidity=self.uidvalidity, uid=uid)
 
     async def close(self) -> None:
-        if not self.lost.done():
+        # a session that never logged in has nothing to log out of, and a server hung at
+        # its greeting would cost a second time-out
+        logged_in = self.client.get_state() in (aioimaplib.AUTH, aioimaplib.SELECTED)
+        if logged_in and not self.lost.done():
             with suppress(MailboxUnreachable, PermanentError):
                 await self.call("LOGOUT", self.client.logout())
         self.client.abort()
