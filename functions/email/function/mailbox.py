@@ -235,8 +235,7 @@ class Mailbox:
             await self.command("STARTTLS", self.client.starttls())
         await self.command("LOGIN", self.client.login(aioimaplib.quoted(user), password))
         selected = await self.command("SELECT", self.client.select(aioimaplib.quoted(mailbox)))
-        found = next((UIDVALIDITY.search(line) for line in selected.lines
-                      if UIDVALIDITY.search(line)), None)
+        found = next(filter(None, map(UIDVALIDITY.search, selected.lines)), None)
         if found is None:
             raise PermanentError(f"{self.server}: SELECT {mailbox!r} named no UIDVALIDITY")
         self.uidvalidity = int(found.group(1))
