@@ -35,7 +35,7 @@ functions: $(VENV)/.synced
 run: install ui
 	$(VENV)/bin/stepline-control run
 
-test: install functions ui browser
+test: install functions ui browser dovecot
 	$(VENV)/bin/lint-imports --no-cache
 	$(VENV)/bin/pytest
 
@@ -63,3 +63,5 @@ clean:
 
 # the web UI's build and the browser its tests drive
 include control-plane/ui/ui.mk
+# the servers the tests start for themselves (Dovecot)
+include tests/servers.mk

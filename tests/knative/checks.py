@@ -43,6 +43,9 @@ FUNCTIONS: dict[str, str] = {
     "Workflow.call": "workflow-call",
 }
 HTTP_FUNCTIONS = {"http-request", "rdstation-getleads"}
+# folders whose function is not in the catalog yet: their func.yaml is checked like the
+# others', but no manifest deploys them until their start path is wired
+UNWIRED_FOLDERS = frozenset({"email"})
 
 FUNC_SPEC_VERSION = "0.36.0"
 # env name -> (secret, key) every function reads from a Secret

@@ -18,7 +18,7 @@ def _doc(slug: str) -> dict[str, Any]:
 
 def test_every_function_has_a_func_yaml() -> None:
     folders = {path.parent.name for path in FUNC_YAMLS}
-    assert folders == set(checks.FUNCTIONS.values())
+    assert folders - checks.UNWIRED_FOLDERS == set(checks.FUNCTIONS.values())
 
 
 @pytest.mark.parametrize("path", FUNC_YAMLS, ids=lambda p: p.parent.name)
