@@ -220,12 +220,15 @@ class StepRuntime:
     async def start_child(self, packet: Packet, workflow_id: uuid.UUID, payload: Any
                           ) -> lifecycle.Started:
         async with connection(self.pool) as conn:
-            depth = (await fetch_one(conn, "job_depth", job_id=packet.job.id))["depth"] + 1
+            call = await fetch_one(conn, "call_context", process_id=packet.process.id)
+        depth = call["depth"] + 1
         if depth > MAX_CALL_DEPTH:
             raise PermanentError(f"calls nest deeper than {MAX_CALL_DEPTH}: refused")
+        # one child per run of the process, however often this run is delivered
+        run = call["started_at"].isoformat() if call["started_at"] else "first"
         started = await self.start(
             lifecycle.WorkflowTarget(workflow_id, packet.account.id), payload=payload,
-            trigger="call", idempotency_key=f"call:{packet.process.id}",
+            trigger="call", idempotency_key=f"call:{packet.process.id}:{run}",
             parent=lifecycle.Parent(packet.process.id, depth))
         if isinstance(started, lifecycle.Refusal):
             raise PermanentError(f"the child job cannot start: {started.message}")

@@ -56,10 +56,12 @@ async def redeliver(conn: psycopg.AsyncConnection, process_id: uuid.UUID) -> boo
 
 
 async def cancel(conn: psycopg.AsyncConnection, job_id: uuid.UUID) -> bool:
-    """Cancel a running job with its pending processes and undelivered messages, in the
-    caller's transaction. False if the job had already ended."""
-    if await fetch_one(conn, "job_cancel", job_id=job_id) is None:
-        return False
-    await execute(conn, "job_cancel_processes", job_id=job_id)
-    await execute(conn, "job_cancel_outbox", job_id=job_id)
-    return True
+    """Cancel a running job with every job it started, their pending processes and
+    undelivered messages, in the caller's transaction; a cancelled child job's waiting
+    parent is delivered again, so its step ends (failed: its child was cancelled) instead
+    of waiting for ever. False if the job had already ended."""
+    rows = await fetch_all(conn, "job_cancel", job_id=job_id)
+    for row in rows:  # the parents of the jobs below it are cancelled with them
+        if row["id"] == job_id and row["parent_process_id"]:
+            await redeliver(conn, row["parent_process_id"])
+    return bool(rows)

@@ -240,17 +240,27 @@ SELECT (SELECT id FROM job) AS id, (SELECT created_at FROM job) AS created_at,
 SELECT id FROM jobs WHERE workflow_id = %(workflow_id)s AND idempotency_key = %(idempotency_key)s;
 
 -- name: job_cancel
-UPDATE jobs SET status = 'cancelled', finished_at = now()
-WHERE id = %(job_id)s AND status = 'running'
-RETURNING id;
-
--- name: job_cancel_processes
-UPDATE processes SET status = 'cancelled', finished_at = now()
-WHERE job_id = %(job_id)s AND status IN ('pending', 'running');
-
--- name: job_cancel_outbox
-UPDATE outbox SET status = 'cancelled', claimed_until = NULL
-WHERE job_id = %(job_id)s AND status = 'pending';
+-- A running job and every running job it started (Workflow.call and service children,
+-- theirs, and so on), cancelled in one statement with their pending and running
+-- processes and their undelivered messages. The jobs cancelled come back, each with the
+-- process that waits for it, if any.
+WITH RECURSIVE tree AS (
+    SELECT id FROM jobs WHERE id = %(job_id)s AND status = 'running'
+    UNION
+    SELECT child.id FROM tree
+    JOIN processes p ON p.job_id = tree.id
+    JOIN jobs child ON child.parent_process_id = p.id AND child.status = 'running'),
+cancelled AS (
+    UPDATE jobs SET status = 'cancelled', finished_at = now()
+    WHERE id IN (SELECT id FROM tree)
+    RETURNING id, parent_process_id),
+processes_cancelled AS (
+    UPDATE processes SET status = 'cancelled', finished_at = now()
+    WHERE job_id IN (SELECT id FROM tree) AND status IN ('pending', 'running')),
+messages_cancelled AS (
+    UPDATE outbox SET status = 'cancelled', claimed_until = NULL
+    WHERE job_id IN (SELECT id FROM tree) AND status = 'pending')
+SELECT id, parent_process_id FROM cancelled;
 
 -- name: process_fail_by_transport
 -- The transport gave up on a message: its process fails (unless it already ended).
@@ -306,14 +316,20 @@ UPDATE processes SET logs = coalesce(logs, '[]'::jsonb) || %(logs)s
 WHERE id = %(process_id)s AND status IN ('pending', 'running');
 
 -- name: child_job
-SELECT id, status FROM jobs WHERE parent_process_id = %(process_id)s
-ORDER BY created_at DESC LIMIT 1;
+-- The child job of the process's current run: a process retried through the API starts
+-- a new run (its started_at set again), which must not read the last run's child.
+SELECT j.id, j.status FROM jobs j JOIN processes p ON p.id = j.parent_process_id
+WHERE p.id = %(process_id)s AND j.created_at >= p.started_at
+ORDER BY j.created_at DESC LIMIT 1;
 
 -- name: account_is_operator
 SELECT is_operator FROM accounts WHERE id = %(account_id)s;
 
--- name: job_depth
-SELECT depth FROM jobs WHERE id = %(job_id)s;
+-- name: call_context
+-- What a child job's start needs of its calling process: how deep its job is nested,
+-- and when this run of the process began (part of the child's idempotency key).
+SELECT j.depth, p.started_at FROM processes p JOIN jobs j ON j.id = p.job_id
+WHERE p.id = %(process_id)s;
 
 -- name: job_result
 -- What a finished job produced: the outputs of its last steps (processes with no child).
