@@ -29,6 +29,8 @@ from stepline.db import connection, fetch_all, fetch_one
 from stepline.definition import Step, Version
 from stepline.errors import DatabaseUnavailable, MalformedEvent, PermanentError, TemporaryError
 from stepline.lifecycle import Delivery, Duplicate, Outcome, outcomes
+from stepline.lifecycle.outcomes import Begun, Outcomes
+from stepline.lifecycle.quota import OverQuota, take
 from stepline.messages import plan
 from stepline.packet import Packet, describe, packet_from_event
 from stepline.secrets import SecretBox
@@ -48,6 +50,7 @@ class StepRuntime:
         self.consumer = handler.spec.name
         self.versions = lifecycle.Versions()
         self.starter = lifecycle.Starter(pool, self.versions)
+        self.outcomes = Outcomes(pool)
 
     async def deliver(self, event: BaseCloudEvent) -> Outcome:
         try:
@@ -56,47 +59,47 @@ class StepRuntime:
             await self.dead_letter(event, reason=str(exc))
             raise
         delivery = Delivery(self.consumer, event, packet)
-        async with connection(self.pool) as conn:
-            begun = await self._begin(conn, delivery)
+        begun = await self._begin(delivery)
         if isinstance(begun, Outcome):
             return begun
-        step, version = begun
-        return await self._run(delivery, step, version)
+        return await self._run(delivery, *begun)
 
-    async def _begin(self, conn: psycopg.AsyncConnection, delivery: Delivery
-                     ) -> Outcome | tuple[Step, Version]:
-        """Everything before the handler in one round trip (the version's steps are
-        cached): the inbox looked at, the process and its job loaded, the process marked
-        running."""
+    async def _begin(self, delivery: Delivery) -> Outcome | tuple[Step, Version, Begun]:
+        """Everything before the handler in one round trip, shared with the deliveries
+        that begin at the same moment (the version's steps are cached): the inbox looked
+        at, the process and its job loaded, admission asked, the process marked running."""
         packet = delivery.packet
         try:
-            version = await self.versions.get(conn, packet.workflow.id, packet.workflow.version)
+            version = await self.versions.load(self.pool, packet.workflow.id,
+                                               packet.workflow.version)
         except PermanentError as exc:
             return await self._malformed(delivery, str(exc))
         step = version.by_id(packet.step.id)
         if step is None or step.function != self.consumer:
             return await self._malformed(
                 delivery, f"step {packet.step.key!r} is not a {self.consumer} step of this version")
-        state = await fetch_one(conn, "delivery_begin", consumer=self.consumer,
-                                event_id=delivery.event_id, process_id=packet.process.id,
-                                account_id=packet.account.id, attempt=packet.attempt)
-        if state["seen"]:
+        begun = await self.outcomes.begin(delivery)
+        if begun.seen:
             return Outcome.DUPLICATE
-        if state["status"] is None or state["account_id"] != packet.account.id:
+        if begun.status is None or not begun.ours:
             return await self._malformed(
                 delivery, f"process {packet.process.id} does not exist in account "
                 f"{packet.account.id}")
-        if state["job_status"] == "cancelled" or state["status"] == "cancelled":
-            return await outcomes.cancel(conn, delivery)
-        if state["status"] in ("succeeded", "failed"):
+        if begun.job_status == "cancelled" or begun.status == "cancelled":
+            return await self.outcomes.cancel(delivery)
+        if begun.status in ("succeeded", "failed"):
             return Outcome.DUPLICATE
-        return step, version
+        if begun.refused:
+            return await self.outcomes.fail(delivery, logs=[], error=error(
+                "refused", begun.refused, packet))
+        return step, version, begun
 
     async def _malformed(self, delivery: Delivery, reason: str) -> Outcome:
         await self.dead_letter(delivery.event, reason=reason)
         raise MalformedEvent(reason)
 
-    async def _run(self, delivery: Delivery, step: Step, version: Version) -> Outcome:
+    async def _run(self, delivery: Delivery, step: Step, version: Version, begun: Begun
+                   ) -> Outcome:
         packet = delivery.packet
         ctx: Context[Any] = Context(packet=packet, step=step, config=None, runtime=self)
         try:
@@ -104,15 +107,14 @@ class StepRuntime:
             if self._in_transaction(ctx.config):
                 return await self._run_in_transaction(ctx, delivery, version)
             result = await self.handler.run(ctx)
-            async with connection(self.pool) as conn:
-                if isinstance(result, Waiting):
-                    ctx.log(result.reason)
-                    return await outcomes.wait(conn, delivery, logs=ctx.logs)
-                output, messages = plan(step, result, version)
-                outcome, _ = await outcomes.succeed(conn, delivery, output=output,
-                                                    messages=messages, version=version,
-                                                    logs=ctx.logs)
-                return outcome
+            if isinstance(result, Waiting):
+                ctx.log(result.reason)
+                return await self.outcomes.wait(delivery, logs=ctx.logs)
+            output, messages = plan(step, result, version)
+            outcome, _ = await self.outcomes.succeed(delivery, begun, output=output,
+                                                     messages=messages, version=version,
+                                                     logs=ctx.logs)
+            return outcome
         except DatabaseUnavailable:
             raise
         except TemporaryError as exc:
@@ -152,10 +154,14 @@ class StepRuntime:
                 ctx.transaction = conn
                 result = await self.handler.run(ctx)
                 output, messages = plan(ctx.step, result, version)
+                if messages:
+                    await take(conn, ctx.packet.account.id, len(messages))
                 await outcomes.succeed_within(unit, delivery, output=output, messages=messages,
                                               version=version, logs=ctx.logs)
         except Duplicate:
             return Outcome.DUPLICATE
+        except OverQuota as exc:  # nothing of the transaction stays: the step fails alone
+            return await self._fail(ctx, delivery, error("refused", str(exc), ctx.packet))
         return Outcome.SUCCEEDED
 
     async def _require_operator(self, conn: psycopg.AsyncConnection, packet: Packet) -> None:
@@ -173,15 +179,13 @@ class StepRuntime:
             return await self._fail(ctx, delivery, error("exhausted", message, packet))
         delay = exc.delay_s if exc.delay_s is not None else policy.delay_s(packet.attempt)
         ctx.log(f"attempt {packet.attempt} failed, retrying in {delay:.1f}s: {exc}", "warning")
-        async with connection(self.pool) as conn:
-            return await outcomes.retry(conn, delivery, error=error("temporary", str(exc), packet),
-                                        due=datetime.now(UTC) + timedelta(seconds=delay),
-                                        logs=ctx.logs)
+        return await self.outcomes.retry(delivery, error=error("temporary", str(exc), packet),
+                                         due=datetime.now(UTC) + timedelta(seconds=delay),
+                                         logs=ctx.logs)
 
     async def _fail(self, ctx: Context[Any], delivery: Delivery, detail: dict[str, Any]
                     ) -> Outcome:
-        async with connection(self.pool) as conn:
-            return await outcomes.fail(conn, delivery, error=detail, logs=ctx.logs)
+        return await self.outcomes.fail(delivery, error=detail, logs=ctx.logs)
 
     # -- capabilities, for contexts and triggers --------------------------------------
 

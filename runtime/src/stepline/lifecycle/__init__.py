@@ -2,7 +2,8 @@
 
 - :mod:`.versions` loads a workflow version's steps once per process (they never change).
 - :mod:`.admission` is the one rule that lets a start in or refuses it (a pure function
-  over one row): account blocked, workflow blocked or paused, monthly quota.
+  over one row): account blocked, workflow blocked or paused, monthly quota; and
+  :mod:`.quota` counts the quota at every process creation, never overshooting.
 - :mod:`.start` is the one way a job starts — manual starts, Webhook calls, schedule
   ticks, Workflow.call children alike.
 - :mod:`.unit` is the unit of work: one transaction, then the end check of every job it
@@ -17,6 +18,8 @@ from stepline.lifecycle.admission import Gate, Refusal, refusal
 from stepline.lifecycle.deadletters import DeadLetter, keep, transport_gave_up
 from stepline.lifecycle.jobs import cancel, finish, finish_stale, redeliver
 from stepline.lifecycle.outcomes import Delivery, Duplicate, Outcome
+from stepline.lifecycle.quota import OverQuota
+from stepline.lifecycle.quota import reset as reset_quota
 from stepline.lifecycle.start import (
     CONFIGURED,
     NotStartable,
@@ -35,8 +38,8 @@ from stepline.lifecycle.versions import Versions, version_from_rows
 
 __all__ = [
     "CONFIGURED", "DeadLetter", "Delivery", "Duplicate", "Gate", "NotStartable", "Outcome",
-    "Parent", "Refusal", "StartRefused", "Started", "Starter", "StepTarget", "Unit",
-    "Versions", "WorkflowTarget", "admission", "cancel", "finish", "finish_stale", "keep",
-    "month_processes", "redeliver", "refusal", "start", "transport_gave_up",
-    "version_from_rows", "work",
+    "OverQuota", "Parent", "Refusal", "StartRefused", "Started", "Starter", "StepTarget",
+    "Unit", "Versions", "WorkflowTarget", "admission", "cancel", "finish", "finish_stale",
+    "keep", "month_processes", "redeliver", "refusal", "reset_quota", "start",
+    "transport_gave_up", "version_from_rows", "work",
 ]

@@ -12,15 +12,23 @@ from stepline.packet import Packet, ProcessRef, Ref, StepRef, WorkflowRef
 
 
 async def finish(conn: psycopg.AsyncConnection, job_id: uuid.UUID) -> str | None:
-    """End the job if nothing of it is outstanding (run after the commit that could have
-    finished it: :class:`stepline.lifecycle.Unit` does). A child job's end delivers its
-    waiting parent process again, in the same transaction. The final status, or None
-    while the job still runs."""
+    """End the job if nothing of it is outstanding: its final status, or None while it
+    still runs (see :func:`finish_many`)."""
+    return (await finish_many(conn, [job_id])).get(job_id)
+
+
+async def finish_many(conn: psycopg.AsyncConnection, job_ids: list[uuid.UUID]
+                      ) -> dict[uuid.UUID, str]:
+    """End each job that has nothing outstanding, in one statement (run after the commit
+    that could have finished them: :class:`stepline.lifecycle.Unit` does). A child job's
+    end delivers its waiting parent process again, in the same transaction. The jobs
+    ended, with their final status."""
     async with conn.transaction():
-        row = await fetch_one(conn, "job_finish", job_id=job_id)
-        if row and row["parent_process_id"]:
-            await redeliver(conn, row["parent_process_id"])
-    return row["status"] if row else None
+        rows = await fetch_all(conn, "jobs_finish", job_ids=job_ids)
+        for row in rows:
+            if row["parent_process_id"]:
+                await redeliver(conn, row["parent_process_id"])
+    return {row["id"]: row["status"] for row in rows}
 
 
 async def finish_stale(conn: psycopg.AsyncConnection, *, min_age_s: float) -> int:

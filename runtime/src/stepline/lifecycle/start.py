@@ -23,6 +23,7 @@ from stepline.db import connection, execute, fetch_one, jsonb
 from stepline.definition import Version
 from stepline.errors import PermanentError
 from stepline.lifecycle.admission import Gate, Refusal, refusal
+from stepline.lifecycle.quota import OverQuota, take
 from stepline.lifecycle.unit import Unit, work
 from stepline.lifecycle.versions import Versions
 from stepline.messages import Message, outgoing, plan
@@ -102,8 +103,12 @@ async def start(unit: Unit, versions: Versions, target: StepTarget | WorkflowTar
     if refused is not None:
         return refused
     version = await versions.get(unit.conn, row["workflow_id"], row["version"])
-    started = await _insert(unit.conn, version, row, payload=payload, trigger=trigger,
-                            idempotency_key=idempotency_key, user_id=user_id, parent=parent)
+    options = {"payload": payload, "trigger": trigger, "idempotency_key": idempotency_key,
+               "user_id": user_id, "parent": parent}
+    try:
+        started = await _insert(unit.conn, version, row, **options)
+    except OverQuota as exc:
+        return await _refused(unit, row, Refusal("quota_exceeded", str(exc)))
     if started.created and not started.sent:
         unit.may_end(started.job_id)
     return started
@@ -116,8 +121,15 @@ async def admission(unit: Unit, target: WorkflowTarget) -> Refusal | None:
 
 
 async def _admit(unit: Unit, row: dict[str, Any], *, starting: bool) -> Refusal | None:
-    refused = refusal(await _gate(unit.conn, row), starting=starting)
-    if refused is not None and refused.counted:
+    refused = refusal(_gate(row), starting=starting)
+    if refused is None:
+        return None
+    return await _refused(unit, row, refused)
+
+
+async def _refused(unit: Unit, row: dict[str, Any], refused: Refusal) -> Refusal:
+    """The refusal, counted in today's usage (a pause is not counted)."""
+    if refused.counted:
         await execute(unit.conn, "usage_refused", account_id=row["account_id"],
                       day=datetime.now(UTC).date())
     return refused
@@ -141,10 +153,10 @@ async def _target(conn: psycopg.AsyncConnection, target: StepTarget | WorkflowTa
     return row
 
 
-async def _gate(conn: psycopg.AsyncConnection, row: dict[str, Any]) -> Gate:
-    quota, used = row["monthly_quota"], 0
-    if quota is not None:
-        used = await month_processes(conn, row["account_id"], cap=quota + 1)
+def _gate(row: dict[str, Any]) -> Gate:
+    """Admission's row: the target's, and what the account's quota counted this month."""
+    quota = row["monthly_quota"]
+    used = row["quota_used"] if quota is not None else 0
     return Gate(account_id=row["account_id"], account_blocked=row["account_blocked"],
                 account_blocked_reason=row["account_blocked_reason"],
                 workflow_blocked=row["workflow_blocked"],
@@ -180,6 +192,36 @@ async def _insert(conn: psycopg.AsyncConnection, version: Version, row: dict[str
         step=StepRef(id=entry.id, key=entry.key), process=ProcessRef(id=uuid.uuid4()),
     )
     entry_rows, processes, rows = _first_messages(packet, entry, version)
+    if row["monthly_quota"] is None:
+        return await _write(conn, version, row, job_id=job_id, payload=payload,
+                            trigger=trigger, idempotency_key=idempotency_key,
+                            user_id=user_id, parent=parent, entry_rows=entry_rows,
+                            processes=processes, rows=rows)
+    try:  # counted with the quota: both or neither (a savepoint)
+        async with conn.transaction():
+            await take(conn, row["account_id"], len(entry_rows) + len(processes))
+            started = await _write(conn, version, row, job_id=job_id, payload=payload,
+                                   trigger=trigger, idempotency_key=idempotency_key,
+                                   user_id=user_id, parent=parent, entry_rows=entry_rows,
+                                   processes=processes, rows=rows)
+            if not started.created:
+                raise _Uncounted(started)
+    except _Uncounted as repeat:  # an idempotent repeat makes nothing, counts nothing
+        return repeat.started
+    return started
+
+
+class _Uncounted(Exception):
+    def __init__(self, started: Started) -> None:
+        self.started = started
+
+
+async def _write(conn: psycopg.AsyncConnection, version: Version, row: dict[str, Any], *,
+                 job_id: uuid.UUID, payload: Any, trigger: str, idempotency_key: str | None,
+                 user_id: uuid.UUID | None, parent: Parent | None,
+                 entry_rows: list[dict[str, Any]], processes: list[dict[str, Any]],
+                 rows: list[dict[str, Any]]) -> Started:
+    workflow_id = row["workflow_id"]
     written = await fetch_one(
         conn, "job_start", id=job_id, account_id=row["account_id"], workflow_id=workflow_id,
         workflow_version_id=version.id, version=version.number, trigger=trigger,

@@ -13,7 +13,7 @@ from stepline.models.function import Function
 from stepline.models.job import Job, Process
 from stepline.models.messaging import DeadLetter, InboxEntry, OutboxMessage
 from stepline.models.project import Project
-from stepline.models.usage import UsageDaily
+from stepline.models.usage import QuotaUsage, UsageDaily
 from stepline.models.workflow import Step, Workflow, WorkflowVersion
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "Process",
     "Project",
     "Step",
+    "QuotaUsage",
     "UsageDaily",
     "Workflow",
     "WorkflowVersion",

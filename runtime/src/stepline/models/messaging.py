@@ -36,6 +36,9 @@ class OutboxMessage(Base):
         Index("ix_outbox_due", "not_before", "id", postgresql_where=text("status = 'pending'")),
         Index(None, "job_id", postgresql_where=text("status = 'pending'")),
         Index("ix_outbox_sent_at", "sent_at", postgresql_where=text("status = 'sent'")),
+        # the fair claim: each account's due pending rows in order
+        Index("ix_outbox_fair", "account_id", "not_before", "id",
+              postgresql_where=text("status = 'pending'")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(always=False), primary_key=True)
@@ -43,6 +46,8 @@ class OutboxMessage(Base):
     destination: Mapped[str] = mapped_column(String(100))
     job_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     process_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    # whose work it is: the relay claims fairly across accounts
+    account_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     # CloudEvent attributes (type, source, extensions...) and its data, the packet
     attributes: Mapped[dict[str, Any]]
     data: Mapped[Any] = mapped_column(JSONB, nullable=False)
