@@ -1,15 +1,15 @@
 """Http.request: calls an HTTP API described by the step's config (method, url,
 headers, query, body — templated from the packet by the runtime), with auth from a
 stored ``http`` connection, behind the SSRF guard; optionally extracts the list of items
-with a JMESPath ``items_path`` and follows pagination, returning every page's items."""
+with a JMESPath ``items_path`` and follows pagination, returning every page's items
+(JMESPath runs bounded in time and memory, :mod:`stepline.bounded`)."""
 
 from __future__ import annotations
 
 from typing import Any
 from urllib.parse import urljoin
 
-import jmespath
-
+from stepline import bounded
 from stepline.catalog import CATALOG
 from stepline.errors import PermanentError
 from stepline.host import FunctionHost
@@ -40,7 +40,9 @@ class HttpRequest:
         pagination = config.get("pagination")
         if pagination is None:
             body = await self._get(ctx, url, dict(config.get("query") or {}), request)
-            return jmespath.search(config["items_path"], body) if config.get("items_path") else body
+            if not config.get("items_path"):
+                return body
+            return await bounded.jmespath(config["items_path"], body, what="config.items_path")
         if not config.get("items_path"):
             raise PermanentError("config.pagination needs config.items_path")
         if pagination.get("mode", "page") == "page":
@@ -59,7 +61,7 @@ class HttpRequest:
             query[pagination["size_param"]] = pagination["size"]
         start = pagination.get("start", 1)
         for page in range(start, start + pagination.get("max_pages", 100)):
-            found = page_items(
+            found = await page_items(
                 ctx,
                 await self._get(
                     ctx, url, {**query, pagination.get("param", "page"): page}, request
@@ -75,16 +77,17 @@ class HttpRequest:
         query = dict(ctx.config.get("query") or {})
         for _ in range(pagination.get("max_pages", 100)):
             body = await self._get(ctx, url, query, request)
-            items += page_items(ctx, body)
-            next_url = jmespath.search(pagination["next_path"], body)
+            items += await page_items(ctx, body)
+            next_url = await bounded.jmespath(pagination["next_path"], body,
+                                              what="config.pagination.next_path")
             if not next_url:
                 return items
             url, query = urljoin(url, next_url), {}
         raise PermanentError(f"more than {pagination.get('max_pages', 100)} pages")
 
 
-def page_items(ctx: Context, body: Any) -> list[Any]:
-    found = jmespath.search(ctx.config["items_path"], body)
+async def page_items(ctx: Context, body: Any) -> list[Any]:
+    found = await bounded.jmespath(ctx.config["items_path"], body, what="config.items_path")
     if found is None:
         return []
     if not isinstance(found, list):

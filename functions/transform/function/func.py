@@ -1,35 +1,22 @@
-"""Transform: the payload reshaped by the step's JMESPath expression."""
+"""Transform: the payload reshaped by the step's JMESPath expression, evaluated in a
+worker process bounded in time and memory (:mod:`stepline.bounded`)."""
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any
 
-import jmespath
-from jmespath.exceptions import JMESPathError
-
+from stepline import bounded
 from stepline.catalog import CATALOG
-from stepline.errors import PermanentError
 from stepline.host import FunctionHost
 from stepline.step import Context
-
-
-@lru_cache(maxsize=256)
-def compiled(expression: str) -> Any:
-    try:
-        return jmespath.compile(expression)
-    except JMESPathError as exc:
-        raise PermanentError(f"config.expression does not compile: {exc}") from exc
 
 
 class Transform:
     spec = CATALOG["Transform"]
 
     async def run(self, ctx: Context) -> Any:
-        try:
-            return compiled(ctx.config["expression"]).search(ctx.payload)
-        except JMESPathError as exc:
-            raise PermanentError(f"config.expression failed: {exc}") from exc
+        return await bounded.jmespath(ctx.config["expression"], ctx.payload,
+                                      what="config.expression")
 
 
 def new() -> FunctionHost:
