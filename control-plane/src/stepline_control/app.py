@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from stepline import bounded
 from stepline import jobs as runtime_jobs
 from stepline.settings import Settings, sqlalchemy_url
 from stepline_control import errors, schedules, ui
@@ -139,6 +140,8 @@ async def _background(app: FastAPI, settings: ControlSettings) -> AsyncIterator[
 
 def create_app(settings: Settings) -> FastAPI:
     settings = control_settings(settings)
+    # the definition check runs in the bounded workers: they load it before any deadline
+    bounded.preload("stepline_control.validation")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -6,7 +6,7 @@ recorded. A fire with an idempotency key already used starts nothing new."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -46,7 +46,7 @@ async def fire(
     payload: Any,
     trigger: str,
     idempotency_key: str | None,
-    check: Callable[[dict[str, Any], Any], None] | None = None,
+    check: Callable[[dict[str, Any], Any], Awaitable[None]] | None = None,
 ) -> Fired:
     """In the caller's transaction; the caller ends the job after the commit. ``check``
     sees the step's config and the payload first, and raises to refuse the start."""
@@ -58,7 +58,7 @@ async def fire(
     if payload is CONFIGURED:
         payload = target["config"].get("payload", {})
     if check is not None:
-        check(target["config"], payload)
+        await check(target["config"], payload)
     reason = await skip_reason(conn, target)
     if reason:
         await execute(conn, "usage_refused", account_id=target["account_id"],

@@ -2,7 +2,9 @@
 or the Webhook function itself): a CloudEvent in binary or structured mode, or plain
 JSON, whose data becomes the job's payload. The CloudEvent's ``source`` + ``id``, or an
 ``Idempotency-Key`` header, makes a retried call start one job. A ``payload_schema`` in
-the step's config is enforced; the step's ``token_sha256`` authenticates direct calls."""
+the step's config is enforced, in a bounded worker (:mod:`stepline.payload_schema`); the
+step's ``token_sha256`` authenticates direct calls. A body nested too deeply for the
+JSON parser is malformed, like any other that does not parse."""
 
 from __future__ import annotations
 
@@ -16,8 +18,7 @@ from typing import Any
 import psycopg
 from cloudevents.core.bindings.http import HTTPMessage, from_http_event
 from cloudevents.core.exceptions import CloudEventValidationError
-from jsonschema import Draft202012Validator
-
+from stepline import bounded, payload_schema
 from stepline.errors import MalformedEvent, Rejected, Unauthorized
 from stepline.triggers import Fired, fire
 
@@ -36,6 +37,8 @@ def parse(headers: dict[str, str], body: bytes) -> Call:
     if "ce-id" in headers or content_type.startswith(STRUCTURED):
         try:
             event = from_http_event(HTTPMessage(headers=headers, body=body))
+        except RecursionError as exc:
+            raise MalformedEvent("the body is nested too deeply") from exc
         except (CloudEventValidationError, ValueError) as exc:
             raise MalformedEvent(f"not a valid CloudEvent: {exc}") from exc
         data = event.get_data()
@@ -49,6 +52,8 @@ def parse(headers: dict[str, str], body: bytes) -> Call:
 def _json(raw: bytes) -> Any:
     try:
         return json.loads(raw)
+    except RecursionError as exc:
+        raise MalformedEvent("the body is nested too deeply") from exc
     except ValueError as exc:
         raise MalformedEvent(f"the body is not JSON: {exc}") from exc
 
@@ -57,30 +62,27 @@ def token_check(token: str | None):
     """For direct calls to the function: the bearer token's SHA-256 must match the
     step's ``token_sha256``; a step without one accepts only the control plane."""
 
-    def check(config: dict[str, Any], payload: Any) -> None:
+    async def check(config: dict[str, Any], payload: Any) -> None:
         expected = config.get("token_sha256")
         if not expected or not token:
             raise Unauthorized("this Webhook needs a token (config.token_sha256)")
         digest = hashlib.sha256(token.encode()).hexdigest()
         if not hmac.compare_digest(digest, expected.lower()):
             raise Unauthorized("the token does not match this Webhook")
-        schema_check(config, payload)
+        await schema_check(config, payload)
 
     return check
 
 
-def schema_check(config: dict[str, Any], payload: Any) -> None:
+async def schema_check(config: dict[str, Any], payload: Any) -> None:
     schema = config.get("payload_schema")
     if not schema:
         return
-    problems = [
-        {
-            "field": "payload"
-            + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err.absolute_path),
-            "message": err.message,
-        }
-        for err in Draft202012Validator(schema).iter_errors(payload)
-    ]
+    try:
+        problems = await bounded.shared().run(payload_schema.payload_problems, schema, payload,
+                                              what="checking the payload_schema")
+    except bounded.Overrun as exc:
+        problems = [{"field": "payload_schema", "message": str(exc)}]
     if problems:
         raise Rejected("the payload does not satisfy the step's payload_schema", problems)
 

@@ -25,14 +25,14 @@ from stepline_control.schemas.workflows import (
     WorkflowSummary,
 )
 from stepline_control.services.functions import visible_functions
-from stepline_control.validation import Problem, validate_definition
+from stepline_control.validation import Problem, validate_bounded
 
 
 async def _definition_or_422(session: AsyncSession, raw_steps, principal: Principal,
                              extra: list[Problem] | None = None):
     functions = await visible_functions(session, principal=principal)
-    steps, entry, problems = validate_definition(raw_steps, functions=functions,
-                                                 is_operator=principal.is_operator)
+    steps, entry, problems = await validate_bounded(raw_steps, functions=functions,
+                                                    is_operator=principal.is_operator)
     problems = [*(extra or []), *problems]
     if problems:
         raise ApiError(422, "invalid_definition",

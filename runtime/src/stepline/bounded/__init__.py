@@ -22,6 +22,7 @@ Results are bounded too: ``EXPRESSION_RESULT_MAX_BYTES`` of JSON for CEL and JME
 
 from __future__ import annotations
 
+import atexit
 import threading
 from typing import Any
 
@@ -57,6 +58,7 @@ def shared() -> Pool:
 def _replace(pool: Pool) -> None:
     global _shared
     _shared = pool
+    atexit.register(pool.close)  # the workers would outlive nothing, but say goodbye
 
 
 async def cel(expression: str, variables: dict[str, Any], *, what: str) -> Any:

@@ -192,7 +192,10 @@ class Pool:
 
     def _release(self, worker: Worker) -> None:
         with self._lock:
-            self._idle.append(worker)
+            if self._closed:
+                worker.kill()
+            else:
+                self._idle.append(worker)
         self._wake_one()
 
     def _discard(self, worker: Worker) -> None:
