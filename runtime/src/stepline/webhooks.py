@@ -18,6 +18,7 @@ from typing import Any
 import psycopg
 from cloudevents.core.bindings.http import HTTPMessage, from_http_event
 from cloudevents.core.exceptions import CloudEventValidationError
+
 from stepline import bounded, payload_schema
 from stepline.errors import MalformedEvent, Rejected, Unauthorized
 from stepline.triggers import Fired, fire
