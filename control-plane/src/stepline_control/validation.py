@@ -32,6 +32,7 @@ from pydantic import ValidationError
 from stepline import bounded, payload_schema, templates
 from stepline.catalog import CATALOG
 from stepline.definition import StepDefinition
+from stepline.packet import deeper_than
 
 MAX_STEPS = 500
 MAX_DEPTH = 64  # levels of arrays and objects in one step; deeper is refused, not parsed
@@ -135,7 +136,7 @@ def _parse_steps(raw_steps: list[Any]) -> tuple[list[StepDefinition], list[Probl
     for i, raw in enumerate(raw_steps):
         key = raw.get("key") if isinstance(raw, dict) else None
         name = key if isinstance(key, str) and key else f"steps[{i}]"
-        if _deeper_than(raw, MAX_DEPTH):
+        if deeper_than(raw, MAX_DEPTH):
             problems.append(Problem(name, "(step)", f"nested deeper than {MAX_DEPTH} levels"))
             continue
         unstorable = list(_unstorable(raw, ""))
@@ -150,18 +151,6 @@ def _parse_steps(raw_steps: list[Any]) -> tuple[list[StepDefinition], list[Probl
             continue
         steps.append(step)
     return steps, problems
-
-
-def _deeper_than(value: Any, limit: int) -> bool:
-    """Whether ``value`` nests arrays and objects deeper than ``limit`` (no recursion:
-    the value may be as deep as the JSON parser allowed)."""
-    level = [value]
-    for _ in range(limit + 1):
-        level = [child for v in level if isinstance(v, dict | list)
-                 for child in (v.values() if isinstance(v, dict) else v)]
-        if not level:
-            return False
-    return True
 
 
 def _unstorable(value: Any, path: str) -> Iterator[tuple[str, str]]:

@@ -3,8 +3,8 @@ or the Webhook function itself): a CloudEvent in binary or structured mode, or p
 JSON, whose data becomes the job's payload. The CloudEvent's ``source`` + ``id``, or an
 ``Idempotency-Key`` header, makes a retried call start one job. A ``payload_schema`` in
 the step's config is enforced, in a bounded worker (:mod:`stepline.payload_schema`); the
-step's ``token_sha256`` authenticates direct calls. A body nested too deeply for the
-JSON parser is malformed, like any other that does not parse."""
+step's ``token_sha256`` authenticates direct calls. A payload nested deeper than
+:data:`stepline.packet.PAYLOAD_MAX_DEPTH` is malformed, like a body that does not parse."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from cloudevents.core.exceptions import CloudEventValidationError
 
 from stepline import bounded, payload_schema
 from stepline.errors import MalformedEvent, Rejected, Unauthorized
+from stepline.packet import PAYLOAD_MAX_DEPTH, deeper_than
 from stepline.triggers import Fired, fire
 
 STRUCTURED = "application/cloudevents+json"
@@ -45,9 +46,17 @@ def parse(headers: dict[str, str], body: bytes) -> Call:
         data = event.get_data()
         if isinstance(data, bytes):
             data = _json(data)
+        _check_depth(data)
         return Call(payload=data, idempotency_key=f"ce:{event.get_source()}:{event.get_id()}")
     key = headers.get("idempotency-key")
-    return Call(payload=_json(body) if body else None, idempotency_key=key and f"key:{key}")
+    payload = _json(body) if body else None
+    _check_depth(payload)
+    return Call(payload=payload, idempotency_key=key and f"key:{key}")
+
+
+def _check_depth(payload: Any) -> None:
+    if deeper_than(payload, PAYLOAD_MAX_DEPTH):
+        raise MalformedEvent(f"the payload nests deeper than {PAYLOAD_MAX_DEPTH} levels")
 
 
 def _json(raw: bytes) -> Any:
