@@ -54,7 +54,7 @@ class TestTemplateRender:
             await templates.render({"url": LOOP}, CONTEXT)
         with pytest.raises(PermanentError, match=r"template result larger than 1048576 bytes"):
             await templates.render({"url": BOMBS[-1]}, CONTEXT)
-        with pytest.raises(Overrun, match=r"memory limit of 512 MiB"):
+        with pytest.raises(Overrun, match=r"memory limit of 256 MiB"):
             await templates.render({"url": "{{ 'x'|center(1000000000) }}"}, CONTEXT)
 
     async def test_bounded_shapes_render_in_process_the_rest_in_a_worker(self) -> None:

@@ -141,6 +141,7 @@ async def _background(app: FastAPI, settings: ControlSettings) -> AsyncIterator[
 def create_app(settings: Settings) -> FastAPI:
     settings = control_settings(settings)
     # the definition check runs in the bounded workers: they load it before any deadline
+    bounded.configure(settings.sandbox_limits)
     bounded.preload("stepline_control.validation")
 
     @asynccontextmanager

@@ -1,7 +1,7 @@
 """Condition: the first branch whose ``when`` holds picks the next step; ``default``
 otherwise; with neither, the branch ends. ``when`` is CEL (a sandboxed, non-Turing-
 complete language), evaluated over ``payload`` and the packet's ``job``, ``step`` and
-``attempt``, in a worker process bounded in time and memory (:mod:`stepline.bounded`):
+``attempt``, in a worker process bounded in time and memory (`stepline.bounded`):
 a runaway ``when`` fails the step, it cannot hold the function server up."""
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 headers, query, body — templated from the packet by the runtime), with auth from a
 stored ``http`` connection, behind the SSRF guard; optionally extracts the list of items
 with a JMESPath ``items_path`` and follows pagination, returning every page's items
-(JMESPath runs bounded in time and memory, :mod:`stepline.bounded`)."""
+(JMESPath runs bounded in time and memory, `stepline.bounded`)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Transform: the payload reshaped by the step's JMESPath expression, evaluated in a
-worker process bounded in time and memory (:mod:`stepline.bounded`)."""
+worker process bounded in time and memory (`stepline.bounded`)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Bounded evaluation of what a tenant writes: templates, CEL, JMESPath and JSON Schemas
 run where a runaway one cannot stall the platform — in a small pool of worker processes
 with a wall-clock deadline (``Limits.timeout_s``, 1 s) and an address-space cap
-(``Limits.memory_mb``, 512 MiB), killed and replaced on overrun. The caller's event loop
+(``Limits.memory_mb``, 256 MiB), killed and replaced on overrun. The caller's event loop
 only waits; a concurrent step is never held up by more than the deadline.
 
 Why a worker and not a thread or a signal: CEL's Rust core holds the GIL for as long as
@@ -28,13 +28,23 @@ from typing import Any
 
 from stepline.bounded.pool import Limits, Overrun, Pool
 
-__all__ = ["Limits", "Overrun", "Pool", "cel", "jmespath", "preload", "shared"]
+__all__ = ["Limits", "Overrun", "Pool", "cel", "configure", "jmespath", "preload", "shared"]
 
 EXPRESSION_RESULT_MAX_BYTES = 8 * 1024 * 1024
 
 _shared: Pool | None = None
+_limits = Limits()
 _preload: list[str] = []
 _lock = threading.Lock()
+
+
+def configure(limits: Limits) -> None:
+    """The limits of the process's pool, from the settings, at the edge (a host's start,
+    the control plane's creation)."""
+    global _limits
+    with _lock:
+        _limits = limits
+        _renew()
 
 
 def preload(*modules: str) -> None:
@@ -42,17 +52,21 @@ def preload(*modules: str) -> None:
     names those its calls need, so that no import counts against a deadline)."""
     with _lock:
         _preload.extend(m for m in modules if m not in _preload)
-        if _shared is not None and tuple(_preload) != _shared.preload:
-            _shared.close()
-            _replace(Pool(_shared.limits, preload=tuple(_preload)))
+        _renew()
 
 
 def shared() -> Pool:
     """The process's pool, started on first use."""
     with _lock:
         if _shared is None:
-            _replace(Pool(preload=tuple(_preload)))
+            _replace(Pool(_limits, preload=tuple(_preload)))
         return _shared
+
+
+def _renew() -> None:
+    if _shared is not None and (_shared.limits, _shared.preload) != (_limits, tuple(_preload)):
+        _shared.close()
+        _replace(Pool(_limits, preload=tuple(_preload)))
 
 
 def _replace(pool: Pool) -> None:

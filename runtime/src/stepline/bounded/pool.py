@@ -39,10 +39,11 @@ class WorkerLost(RuntimeError):
 @dataclass(frozen=True)
 class Limits:
     """Per evaluation: ``timeout_s`` of wall-clock time, ``memory_mb`` of address space
-    for the worker; ``workers`` evaluate at once."""
+    for the worker (its own baseline is ~70 MiB); ``workers`` evaluate at once. Read from
+    ``STEPLINE_SANDBOX_*`` (:class:`stepline.settings.Settings`)."""
 
     timeout_s: float = 1.0
-    memory_mb: int = 512
+    memory_mb: int = 256
     workers: int = 2
 
 
