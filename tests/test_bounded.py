@@ -6,6 +6,7 @@ evaluation goes on while a runaway one runs."""
 from __future__ import annotations
 
 import asyncio
+import os
 
 import pytest
 
@@ -88,10 +89,22 @@ class TestExpressions:
         with pytest.raises(PermanentError, match="larger than|exceeded"):
             await bounded.jmespath(SHARED_JMESPATH, 1, what="config.expression")
 
+    def test_jmespath_bounded_by_its_shape_runs_in_process(self) -> None:
+        fast = ["@", "items[*].id", "items[?x > `1`] | [0]", "length(tags)", "a[].b[1:3]",
+                "sort_by(items, &name)"]
+        slow = ["[@, @]", "{a: a}", "join(',', tags)", "to_string(@)", DOUBLING_JMESPATH,
+                "a" + ".a" * 600]
+        assert all(evaluators.jmespath_fast(e) is not None for e in fast)
+        assert not any(evaluators.jmespath_fast(e) is not None for e in slow)
+
     async def test_errors_of_the_expression_are_its_own(self) -> None:
         with pytest.raises(PermanentError, match="does not compile"):
             await bounded.cel("payload.id >", CONTEXT, what="when")
         assert await bounded.jmespath("tags[1]", CONTEXT["payload"], what="e") == "b"
+        with pytest.raises(PermanentError, match="does not compile"):
+            await bounded.jmespath("tags[", CONTEXT["payload"], what="e")
+        with pytest.raises(PermanentError, match="failed"):
+            await bounded.jmespath("length(`1`)", CONTEXT["payload"], what="e")
 
 
 class TestPool:
@@ -118,5 +131,15 @@ class TestPool:
                 await pool.run(evaluators.cel_value, QUADRATIC_CEL, CONTEXT, what="when")
             assert await pool.run(evaluators.jmespath_value, "id", CONTEXT["payload"],
                                   what="e") == 7
+        finally:
+            pool.close()
+
+    async def test_a_worker_sees_none_of_the_parents_secrets(
+            self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("STEPLINE_SECRET_KEY", "not for tenants")
+        pool = Pool(Limits(workers=1))
+        try:
+            assert await pool.run(os.getenv, "STEPLINE_SECRET_KEY", what="env") is None
+            assert await pool.run(os.getenv, "PATH", what="env") == os.environ["PATH"]
         finally:
             pool.close()

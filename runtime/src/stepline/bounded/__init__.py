@@ -8,14 +8,26 @@ Why a worker and not a thread or a signal: CEL's Rust core holds the GIL for as 
 it runs, and one C-level operation (``9 ** 9 ** 9``, ``'a' * 10**10``) cannot be
 interrupted inside the process at all; only another process can be killed.
 
-What it costs, measured on the 2-core development machine (loaded by other work, so
-upper figures): a worker round trip for a small packet takes ~100 µs of the caller's CPU
-and ~300 µs of wall time; rendering a step's config in process, compiled once and cached,
-takes ~10 µs (before this module the same render recompiled every time: ~1.9 ms). So
-templates render in process when their shape bounds them (:mod:`stepline.templates`),
-and go to a worker only otherwise; CEL (Condition) and JMESPath (Transform,
-Http.request) always do, which adds ~0.1 ms to those steps only — within the target of
-~1,000 steps/s on 2 cores. A runaway's cost is its deadline of one worker.
+What it costs (``python -m bench.bounded`` on the 2-core development machine, shared
+with other work at a load of ~7, so upper figures), per evaluation:
+
+=========================================  ==========  ==========  =======
+evaluation                                 caller CPU  worker CPU  wall
+=========================================  ==========  ==========  =======
+a step's config, 3 templates, in process   ~60 µs      —           ~190 µs
+the same before (recompiled every time)    ~1,900 µs   —           —
+a template in a worker (``{% for %}``)     ~180 µs     ~150 µs     ~1.1 ms
+CEL in a worker                            ~240 µs     ~200 µs     ~1.5 ms
+JMESPath in process (no multi-select)      ~100 µs     —           ~0.3 ms
+JMESPath in a worker                       ~250 µs     ~270 µs     ~1.7 ms
+=========================================  ==========  ==========  =======
+
+A worker round trip costs ~0.4 ms of CPU in all: on every step it would take a fifth of
+the ~2 ms of CPU a step may use at ~1,000 steps/s on 2 cores. So templates and JMESPath
+expressions evaluate in process when their shape bounds them (:mod:`stepline.templates`,
+:func:`stepline.bounded.evaluators.jmespath_fast`) — nearly all real ones — and go to a
+worker only otherwise. CEL (Condition) always does: the CEL library shows Python no AST
+to prove a bound from. A runaway's cost is its deadline, on one worker.
 
 Results are bounded too: ``EXPRESSION_RESULT_MAX_BYTES`` of JSON for CEL and JMESPath,
 :data:`stepline.templates.RESULT_MAX_BYTES` for a template."""
@@ -83,7 +95,11 @@ async def cel(expression: str, variables: dict[str, Any], *, what: str) -> Any:
 
 
 async def jmespath(expression: str, data: Any, *, what: str) -> Any:
-    """The result of a JMESPath expression over ``data``."""
+    """The result of a JMESPath expression over ``data``: in process when its shape
+    bounds it (:func:`~stepline.bounded.evaluators.jmespath_fast`), else in a worker."""
     from stepline.bounded import evaluators
 
+    program = evaluators.jmespath_fast(expression)
+    if program is not None:
+        return evaluators.jmespath_in_process(program, data)
     return await shared().run(evaluators.jmespath_value, expression, data, what=what)

@@ -25,6 +25,7 @@ from stepline.errors import PermanentError
 HEADER = struct.Struct("!Q")
 READY = b"R"
 READ_CHUNK = 1 << 16
+WORKER_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR")
 START_TIMEOUT_S = 60.0  # a cold start imports the evaluators' libraries; never a runaway
 
 
@@ -54,7 +55,10 @@ class Worker:
     """One child process: reads ``(function, args, kwargs)``, answers ``(status, value)``."""
 
     def __init__(self, *, memory_mb: int, preload: tuple[str, ...]) -> None:
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        # what the worker needs to import, and nothing of the parent's secrets: should an
+        # expression ever escape its sandbox, there is no database URL or key to find
+        env = {name: os.environ[name] for name in WORKER_ENV if name in os.environ}
+        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "stepline.bounded.worker", str(memory_mb), *preload],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, bufsize=0)
@@ -67,7 +71,7 @@ class Worker:
     async def start(self) -> None:
         if not self.ready:
             try:
-                await asyncio.wait_for(self._read_exactly(len(READY)), START_TIMEOUT_S)
+                await asyncio.wait_for(self._read_at_least(len(READY)), START_TIMEOUT_S)
             except WorkerLost as exc:
                 raise RuntimeError("a sandbox worker exited as it started (see its "
                                    "standard error)") from exc
@@ -76,8 +80,11 @@ class Worker:
     async def call(self, fn: Callable[..., Any], args: tuple, kwargs: dict) -> tuple[str, Any]:
         request = pickle.dumps((fn, args, kwargs), protocol=pickle.HIGHEST_PROTOCOL)
         await self._write(HEADER.pack(len(request)) + request)
-        (size,) = HEADER.unpack(await self._read_exactly(HEADER.size))
-        return pickle.loads(await self._read_exactly(size))
+        answer = await self._read_at_least(HEADER.size)
+        (size,) = HEADER.unpack_from(answer)
+        if len(answer) < HEADER.size + size:
+            answer += await self._read_at_least(HEADER.size + size - len(answer))
+        return pickle.loads(memoryview(answer)[HEADER.size:])
 
     def kill(self) -> None:
         self.process.kill()
@@ -95,18 +102,20 @@ class Worker:
             except BrokenPipeError as exc:
                 raise WorkerLost("the worker exited") from exc
 
-    async def _read_exactly(self, size: int) -> bytes:
+    async def _read_at_least(self, size: int) -> bytearray:
+        """``size`` bytes or more: whatever the pipe holds (one answer at a time is in
+        flight, so nothing read belongs to another)."""
         buffer = bytearray()
         while len(buffer) < size:
             try:
-                chunk = os.read(self._out, min(READ_CHUNK, size - len(buffer)))
+                chunk = os.read(self._out, max(READ_CHUNK, size - len(buffer)))
             except BlockingIOError:
                 await self._wait(asyncio.get_running_loop().add_reader, self._out)
                 continue
             if not chunk:
                 raise WorkerLost("the worker exited")
             buffer += chunk
-        return bytes(buffer)
+        return buffer
 
     @staticmethod
     async def _wait(add: Callable[..., None], fd: int) -> None:
@@ -145,7 +154,8 @@ class Pool:
             self._discard(worker)
             raise
         try:
-            status, value = await asyncio.wait_for(worker.call(fn, args, kwargs), timeout_s)
+            async with asyncio.timeout(timeout_s):  # no task of its own: cheaper than wait_for
+                status, value = await worker.call(fn, args, kwargs)
         except TimeoutError:
             self._discard(worker)
             raise Overrun(f"{what} exceeded {timeout_s:g} s") from None
