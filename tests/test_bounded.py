@@ -107,6 +107,14 @@ class TestExpressions:
             await bounded.jmespath("length(`1`)", CONTEXT["payload"], what="e")
 
 
+    async def test_data_too_deep_to_send_is_a_permanent_error(self) -> None:
+        deep: list = []
+        for _ in range(5000):
+            deep = [deep]
+        with pytest.raises(PermanentError, match="nests too deeply"):
+            await bounded.cel("true", {"payload": deep}, what="branches[0].when")
+
+
 class TestPool:
     async def test_a_normal_evaluation_completes_while_a_runaway_one_runs(self) -> None:
         pool = Pool(Limits(timeout_s=120.0, workers=2))

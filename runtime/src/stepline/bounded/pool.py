@@ -77,8 +77,7 @@ class Worker:
                                    "standard error)") from exc
             self.ready = True
 
-    async def call(self, fn: Callable[..., Any], args: tuple, kwargs: dict) -> tuple[str, Any]:
-        request = pickle.dumps((fn, args, kwargs), protocol=pickle.HIGHEST_PROTOCOL)
+    async def call(self, request: bytes) -> tuple[str, Any]:
         await self._write(HEADER.pack(len(request)) + request)
         answer = await self._read_at_least(HEADER.size)
         (size,) = HEADER.unpack_from(answer)
@@ -147,6 +146,10 @@ class Pool:
         """``fn(*args, **kwargs)`` in a worker: its value, or its exception re-raised;
         :class:`Overrun` naming ``what`` past the limits."""
         timeout_s = self.limits.timeout_s if timeout_s is None else timeout_s
+        try:
+            request = pickle.dumps((fn, args, kwargs), protocol=pickle.HIGHEST_PROTOCOL)
+        except RecursionError:
+            raise PermanentError(f"{what}: the data nests too deeply to evaluate") from None
         worker = await self._acquire()
         try:
             await worker.start()  # a fresh worker's imports are not the evaluation's time
@@ -155,7 +158,7 @@ class Pool:
             raise
         try:
             async with asyncio.timeout(timeout_s):  # no task of its own: cheaper than wait_for
-                status, value = await worker.call(fn, args, kwargs)
+                status, value = await worker.call(request)
         except TimeoutError:
             self._discard(worker)
             raise Overrun(f"{what} exceeded {timeout_s:g} s") from None
