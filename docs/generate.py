@@ -309,6 +309,15 @@ packet (`payload`, `job`, `step`, `workflow`, `attempt`, ...), rendered by the r
 before the handler runs (`runtime/src/stepline/templates.py`, sandboxed Jinja2). A
 string that is one expression and nothing else keeps the expression's type.
 
+**Limits.** What a step's config says is evaluated where it cannot stall anyone
+(`runtime/src/stepline/bounded/`): templates, CEL (`Condition`) and JMESPath
+(`Transform`, `Http.request`) that take longer than 1 s or more than 256 MiB fail their
+step permanently ("`branches[0].when` exceeded 1 s"), as does a template result over
+1 MiB or an expression result over 8 MiB of JSON. `*`, `**` and `%` in a template refuse
+to build a value over 1 MiB (or a number over 16,384 bits). A `Webhook`'s
+`payload_schema` patterns run on RE2 (no backreferences or lookaround: refused when the
+workflow is stored), and a payload nests at most 100 levels deep.
+
 **Input and output.** The catalog holds a JSON Schema for each function's `config`
 only. A function takes any JSON payload; what it reads and what it returns is in its
 description below (the docstring of its `function/func.py`).

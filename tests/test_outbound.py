@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from stepline.catalog import HttpRequestConfig
 from stepline.context import Context
 from stepline.definition import RetryPolicy, Step
 from stepline.net import AddressRefused
@@ -69,7 +70,7 @@ def context(config: dict[str, Any], allow: str) -> Context:
     )
     handler = http_request_handler()
     runtime = StepRuntime(pool=None, handler=handler, settings=Settings(http_allow_cidrs=allow))
-    return Context(packet=packet, step=step, config=runtime.config_of(step, packet),
+    return Context(packet=packet, step=step, config=HttpRequestConfig.model_validate(config),
                    runtime=runtime), handler
 
 

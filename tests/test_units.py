@@ -108,21 +108,21 @@ class TestPacket:
 class TestTemplates:
     CONTEXT = {"payload": {"id": 7, "name": "Ana", "tags": ["a"]}}
 
-    def test_a_whole_expression_keeps_its_type(self) -> None:
-        assert templates.render(
+    async def test_a_whole_expression_keeps_its_type(self) -> None:
+        assert await templates.render(
             {"x": "{{ payload.id }}", "t": "{{ payload.tags }}"}, self.CONTEXT
         ) == {"x": 7, "t": ["a"]}
 
-    def test_text_with_expressions_renders_to_a_string(self) -> None:
-        assert templates.render(["id={{ payload.id }}"], self.CONTEXT) == ["id=7"]
+    async def test_text_with_expressions_renders_to_a_string(self) -> None:
+        assert await templates.render(["id={{ payload.id }}"], self.CONTEXT) == ["id=7"]
 
-    def test_undefined_names_are_a_permanent_error_naming_the_field(self) -> None:
+    async def test_undefined_names_are_a_permanent_error_naming_the_field(self) -> None:
         with pytest.raises(PermanentError, match=r"config\.url"):
-            templates.render({"url": "{{ payload.nope }}"}, self.CONTEXT)
+            await templates.render({"url": "{{ payload.nope }}"}, self.CONTEXT)
 
-    def test_the_sandbox_refuses_internals(self) -> None:
+    async def test_the_sandbox_refuses_internals(self) -> None:
         with pytest.raises(PermanentError):
-            templates.render({"x": "{{ payload.__class__.__mro__ }}"}, self.CONTEXT)
+            await templates.render({"x": "{{ payload.__class__.__mro__ }}"}, self.CONTEXT)
 
     def test_a_template_that_does_not_parse_is_found_before_storing(self) -> None:
         with pytest.raises(templates.TemplateError) as caught:

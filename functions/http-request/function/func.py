@@ -1,14 +1,13 @@
 """Http.request: calls an HTTP API described by the step's config (method, url,
 headers, query, body — templated from the packet by the runtime), with auth from a
 stored ``http`` connection, behind the SSRF guard; optionally extracts the list of items
-with a JMESPath ``items_path`` and follows pagination, returning every page's items."""
+with a JMESPath ``items_path`` and follows pagination, returning every page's items
+(JMESPath runs bounded in time and memory, `stepline.bounded`)."""
 
 from __future__ import annotations
 
 from typing import Any
 from urllib.parse import urljoin
-
-import jmespath
 
 from stepline.sdk import (
     CATALOG,
@@ -20,6 +19,7 @@ from stepline.sdk import (
     PagePagination,
     PermanentError,
     bearer,
+    bounded_jmespath,
     decode,
 )
 
@@ -41,7 +41,9 @@ class HttpRequest:
         pagination = config.pagination
         if pagination is None:
             body = await self._get(ctx, url, dict(config.query), request)
-            return jmespath.search(config.items_path, body) if config.items_path else body
+            if not config.items_path:
+                return body
+            return await bounded_jmespath(config.items_path, body, what="config.items_path")
         if not config.items_path:
             raise PermanentError("config.pagination needs config.items_path")
         if isinstance(pagination, PagePagination):
@@ -61,7 +63,7 @@ class HttpRequest:
         if pagination.size_param and pagination.size:
             query[pagination.size_param] = pagination.size
         for page in range(pagination.start, pagination.start + pagination.max_pages):
-            found = page_items(
+            found = await page_items(
                 ctx, await self._get(ctx, url, {**query, pagination.param: page}, request))
             if not found:
                 return items
@@ -74,16 +76,17 @@ class HttpRequest:
         query = dict(ctx.config.query)
         for _ in range(pagination.max_pages):
             body = await self._get(ctx, url, query, request)
-            items += page_items(ctx, body)
-            next_url = jmespath.search(pagination.next_path, body)
+            items += await page_items(ctx, body)
+            next_url = await bounded_jmespath(pagination.next_path, body,
+                                              what="config.pagination.next_path")
             if not next_url:
                 return items
             url, query = urljoin(url, next_url), {}
         raise PermanentError(f"more than {pagination.max_pages} pages")
 
 
-def page_items(ctx: Context[HttpRequestConfig], body: Any) -> list[Any]:
-    found = jmespath.search(ctx.config.items_path, body)
+async def page_items(ctx: Context[HttpRequestConfig], body: Any) -> list[Any]:
+    found = await bounded_jmespath(ctx.config.items_path, body, what="config.items_path")
     if found is None:
         return []
     if not isinstance(found, list):

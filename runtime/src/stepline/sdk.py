@@ -12,6 +12,9 @@ capabilities: ``await ctx.connection(name, kind=...)``, ``await ctx.start_child(
 ``await ctx.child_job()``; :class:`Outbound` calls HTTP APIs behind the platform's
 address guard."""
 
+from stepline.bounded import Overrun
+from stepline.bounded import cel as bounded_cel
+from stepline.bounded import jmespath as bounded_jmespath
 from stepline.catalog import (
     CATALOG,
     ConditionConfig,
@@ -46,6 +49,7 @@ from stepline.webhooks import parse as parse_webhook_call
 from stepline.webhooks import token_check
 
 __all__ = [
+    "Overrun", "bounded_cel", "bounded_jmespath",
     "CATALOG", "CONFIGURED", "ChildJob", "ConditionConfig", "Context", "CronJobConfig",
     "DatabaseQueryConfig", "FunctionHost", "FunctionSpec", "Handler", "HttpRequestConfig",
     "MalformedEvent", "NextLinkPagination", "Outbound", "PagePagination", "PermanentError",

@@ -103,7 +103,7 @@ class StepRuntime:
         packet = delivery.packet
         ctx: Context[Any] = Context(packet=packet, step=step, config=None, runtime=self)
         try:
-            ctx.config = self.config_of(step, packet)
+            ctx.config = await self.config_of(step, packet)
             if self._in_transaction(ctx.config):
                 return await self._run_in_transaction(ctx, delivery, version)
             result = await self.handler.run(ctx)
@@ -127,10 +127,11 @@ class StepRuntime:
             detail["traceback"] = traceback.format_exc(limit=8)
             return await self._fail(ctx, delivery, detail)
 
-    def config_of(self, step: Step, packet: Packet) -> Any:
-        """The step's config rendered over the packet, then typed by the function's config
-        model, so the catalog's defaults and rules hold when the step runs too."""
-        rendered = templates.render(step.config, packet.model_dump(mode="json"))
+    async def config_of(self, step: Step, packet: Packet) -> Any:
+        """The step's config rendered over the packet (bounded: :mod:`stepline.templates`),
+        then typed by the function's config model, so the catalog's defaults and rules
+        hold when the step runs too."""
+        rendered = await templates.render(step.config, packet.model_dump(mode="json"))
         model: type[BaseModel] | None = getattr(self.handler.spec, "config", None)
         if model is None:
             return rendered

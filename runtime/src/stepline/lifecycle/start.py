@@ -10,7 +10,7 @@ idempotency key already used starts nothing new and answers the first start's jo
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -29,7 +29,7 @@ from stepline.lifecycle.versions import Versions
 from stepline.messages import Message, outgoing, plan
 from stepline.packet import Packet, ProcessRef, Ref, StepRef, WorkflowRef
 
-Check = Callable[[dict[str, Any], Any], None]
+Check = Callable[[dict[str, Any], Any], Awaitable[None]]
 CONFIGURED = object()  # the payload is the target step's own ``config.payload`` (CronJob)
 
 
@@ -98,7 +98,7 @@ async def start(unit: Unit, versions: Versions, target: StepTarget | WorkflowTar
     if payload is CONFIGURED:
         payload = row["config"].get("payload", {})
     if check is not None:
-        check(row["config"], payload)
+        await check(row["config"], payload)
     refused = await _admit(unit, row, starting=True)
     if refused is not None:
         return refused
