@@ -179,6 +179,30 @@ class TestSsrfGuard:
         with pytest.raises(AddressRefused):
             check_address(ip, [])
 
+    @pytest.mark.parametrize(
+        "ip",
+        [
+            "64:ff9b::7f00:1",  # NAT64 of 127.0.0.1
+            "64:ff9b::a9fe:a9fe",  # NAT64 of 169.254.169.254
+            "64:ff9b:1:a00:0:100::",  # local-use NAT64 (/48) of 10.0.0.1
+            "2002:c0a8:1::1",  # 6to4 of 192.168.0.1
+            "2002:7f00:1::",  # 6to4 of 127.0.0.1
+            "::7f00:1",  # IPv4-compatible 127.0.0.1
+            "::a00:1",  # IPv4-compatible 10.0.0.1
+            "2001:0:4136:e378:8000:63bf:f5ff:fffe",  # Teredo, client 10.0.0.1
+            "2001:0:7f00:1:8000:63bf:3fff:fdd2",  # Teredo, server 127.0.0.1
+        ],
+    )
+    def test_ipv4_embedded_in_ipv6_is_judged_by_the_ipv4(self, ip: str) -> None:
+        with pytest.raises(AddressRefused):
+            check_address(ip, [])
+
+    @pytest.mark.parametrize(
+        "ip", ["64:ff9b::808:808", "2002:808:808::1", "::ffff:8.8.8.8", "2606:4700::1111"]
+    )
+    def test_embedded_public_ipv4_and_public_ipv6_pass(self, ip: str) -> None:
+        check_address(ip, [])
+
     def test_public_addresses_and_allowed_networks_pass(self) -> None:
         check_address("93.184.216.34", [])
         check_address("127.0.0.1", [ipaddress.ip_network("127.0.0.0/8")])

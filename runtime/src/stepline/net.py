@@ -19,9 +19,42 @@ class AddressRefused(PermanentError):
     """The URL leads to an address this platform may not call."""
 
 
-def is_public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+# IPv6 prefixes that carry an IPv4 address in their last 32 bits: a translator or relay
+# on the way turns them into that IPv4, so they are only as public as it is
+_IPV4_IN_LAST_32_BITS = tuple(
+    ipaddress.ip_network(n)
+    for n in (
+        "::/96",  # IPv4-compatible (deprecated, still routed by some stacks)
+        "::ffff:0:0/96",  # IPv4-mapped
+        "::ffff:0:0:0/96",  # IPv4-translated (SIIT)
+        "64:ff9b::/96",  # NAT64, well-known prefix
+    )
+)
+_NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
+
+
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """Every IPv4 address ``ip`` stands for on the way (NAT64, 6to4, Teredo...)."""
+    if any(ip in net for net in _IPV4_IN_LAST_32_BITS):
+        return [ipaddress.IPv4Address(ip.packed[-4:])]
+    if ip in _NAT64_LOCAL:  # RFC 6052, /48: the IPv4 straddles the reserved octet 8
+        return [ipaddress.IPv4Address(ip.packed[6:8] + ip.packed[9:11])]
+    if ip.sixtofour is not None:
+        return [ip.sixtofour]
+    if ip.teredo is not None:
+        return list(ip.teredo)
+    return []
+
+
+def is_public(ip: IPAddress) -> bool:
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = embedded_ipv4(ip)
+        if embedded and not all(is_public(v4) for v4 in embedded):
+            return False
+        if ip.ipv4_mapped:
+            return is_public(ip.ipv4_mapped)
     return ip.is_global and not ip.is_multicast
 
 
