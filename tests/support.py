@@ -62,13 +62,16 @@ def child_env(database_url: str, **extra: str) -> dict[str, str]:
 
 
 class Platform:
-    """The function servers and a relay for one test database."""
+    """The function servers and a relay for one test database; ``env`` overrides the
+    functions' environment (an empty ``STEPLINE_HTTP_ALLOW_CIDRS``, say)."""
 
-    def __init__(self, database_url: str, functions: list[str], log_dir: Path) -> None:
+    def __init__(self, database_url: str, functions: list[str], log_dir: Path,
+                 env: dict[str, str] | None = None) -> None:
         self.database_url, self.log_dir = database_url, log_dir
         folders = function_folders()
         self.functions = {
-            name: function_child(name, folders[name], env=child_env(database_url), log_dir=log_dir)
+            name: function_child(name, folders[name], env=child_env(database_url, **(env or {})),
+                                 log_dir=log_dir)
             for name in functions
         }
         self.relays: list[Child] = []
@@ -108,9 +111,10 @@ def running_function(name: str, database_url: str, log_dir: Path) -> Iterator[Ch
 
 @contextmanager
 def platform(
-    database_url: str, functions: list[str], log_dir: Path, relays: int = 1
+    database_url: str, functions: list[str], log_dir: Path, relays: int = 1,
+    env: dict[str, str] | None = None,
 ) -> Iterator[Platform]:
-    running = Platform(database_url, functions, log_dir)
+    running = Platform(database_url, functions, log_dir, env)
     try:
         running.start_functions()
         for _ in range(relays):
