@@ -14,8 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
+from cloudevents.core.bindings.http import to_binary_event
 from cryptography.fernet import Fernet
+from psycopg.rows import dict_row
 
+from stepline.packet import to_cloudevent
 from stepline.settings import Settings
 from stepline_control.app import create_app
 from stepline_control.processes import Child, function_child, function_folders, relay_child, url_of
@@ -244,6 +248,16 @@ def postgres_connection(url: str, name: str = "crm") -> dict[str, Any]:
         "config": {k: conninfo[k] for k in ("host", "port", "dbname", "user")},
         "secret": {"password": "unused-with-trust-auth"},
     }
+
+
+def pending_event(url: str) -> tuple[dict[str, str], bytes]:
+    """The oldest pending outbox row as the HTTP request a function would receive."""
+    with psycopg.connect(url, row_factory=dict_row) as conn:
+        row = conn.execute(
+            "SELECT attributes, data FROM outbox WHERE status = 'pending' ORDER BY id LIMIT 1"
+        ).fetchone()
+    message = to_binary_event(to_cloudevent(row["attributes"], row["data"]))
+    return message.headers, message.body
 
 
 def psycopg_conninfo(url: str) -> dict[str, str]:

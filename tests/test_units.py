@@ -237,3 +237,27 @@ class TestSqlParameters:
             func.bind(["a", "b"], {"a": 1})
         with pytest.raises(PermanentError, match="payload is list"):
             func.bind(["a"], [1])
+
+
+class TestVerbatimFields:
+    """Fields the catalog marks as never templated (Database.query's ``sql``)."""
+
+    CONTEXT = {"payload": {"id": "0 OR true"}}
+
+    def test_the_catalog_marks_sql_and_only_what_must_stay_verbatim(self) -> None:
+        from stepline.catalog import CATALOG, verbatim_fields
+
+        marked = {name: verbatim_fields(spec.config_schema) for name, spec in CATALOG.items()}
+        assert {name: fields for name, fields in marked.items() if fields} == {
+            "Database.query": frozenset({"sql"})
+        }
+
+    def test_a_verbatim_field_is_left_as_it_is_the_others_rendered(self) -> None:
+        config = {"sql": "SELECT :id", "connection": "{{ payload.id }}"}
+        rendered = templates.render(config, self.CONTEXT, verbatim=frozenset({"sql"}))
+        assert rendered == {"sql": "SELECT :id", "connection": "0 OR true"}
+
+    def test_a_template_in_a_verbatim_field_is_a_permanent_error_naming_it(self) -> None:
+        config = {"sql": "SELECT * FROM t WHERE id = {{ payload.id }}"}
+        with pytest.raises(PermanentError, match=r"config\.sql.*never templated"):
+            templates.render(config, self.CONTEXT, verbatim=frozenset({"sql"}))

@@ -226,7 +226,8 @@ class StepRuntime:
     async def _run(self, ctx: Context, event: BaseCloudEvent, version: Version) -> Outcome:
         packet, step = ctx.packet, ctx.step
         try:
-            ctx.config = templates.render(step.config, render_context(packet))
+            ctx.config = templates.render(step.config, render_context(packet),
+                                          verbatim=self.handler.spec.verbatim)
             if runs_in_transaction(self.handler, ctx.config):
                 return await self._run_in_transaction(ctx, event, version)
             result = await self.handler.run(ctx)

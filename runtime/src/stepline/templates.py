@@ -1,7 +1,8 @@
 """Config templates: ``{{ expression }}`` in any string of a step's config, rendered in
 a sandboxed Jinja2 environment over the packet. A string that is one expression and
 nothing else keeps the expression's type (``"{{ payload.id }}"`` gives an int); any
-other string renders to a string."""
+other string renders to a string. A field the catalog marks as never templated
+(``verbatim``: SQL text) is left as written, and a template in it is refused."""
 
 from __future__ import annotations
 
@@ -15,6 +16,10 @@ from jinja2.sandbox import SandboxedEnvironment, SecurityError
 from stepline.errors import PermanentError
 
 _WHOLE = re.compile(r"^\s*\{\{(.*)\}\}\s*$", re.DOTALL)
+NOT_TEMPLATED = (
+    "is never templated: values reach it only as :named parameters bound from the "
+    "payload, not as {{ }} or {% %}"
+)
 
 
 class TemplateError(ValueError):
@@ -34,8 +39,21 @@ def _is_template(value: str) -> bool:
     return "{{" in value or "{%" in value
 
 
-def check(config: Any, path: str = "config") -> None:
-    """Raise :class:`TemplateError` for the first template in ``config`` that does not parse."""
+def _refuse_in_verbatim(config: Any, verbatim: frozenset[str], path: str) -> Any:
+    """``config`` without its verbatim fields, once none of them holds a template."""
+    if not verbatim or not isinstance(config, dict):
+        return config
+    for key in verbatim & config.keys():
+        for where, text in _strings(config[key], f"{path}.{key}"):
+            if _is_template(text):
+                raise TemplateError(where, NOT_TEMPLATED)
+    return {k: v for k, v in config.items() if k not in verbatim}
+
+
+def check(config: Any, path: str = "config", *, verbatim: frozenset[str] = frozenset()) -> None:
+    """Raise :class:`TemplateError` for the first template in ``config`` that does not
+    parse, or that stands in a ``verbatim`` field."""
+    config = _refuse_in_verbatim(config, verbatim, path)
     for where, text in _strings(config, path):
         if not _is_template(text):
             continue
@@ -49,12 +67,29 @@ def check(config: Any, path: str = "config") -> None:
             raise TemplateError(where, f"template does not parse: {exc.message}") from exc
 
 
-def render(config: Any, context: dict[str, Any], path: str = "config") -> Any:
-    """``config`` with every template rendered; a failure is the step's permanent error."""
+def render(
+    config: Any, context: dict[str, Any], *, verbatim: frozenset[str] = frozenset()
+) -> Any:
+    """``config`` with every template rendered but in its ``verbatim`` fields, which
+    stay as written; a failure is the step's permanent error. A template in a verbatim
+    field (a version stored before the control plane refused it) fails too: its text
+    was written to be rendered, and run as written it would mean something else."""
+    try:
+        _refuse_in_verbatim(config, verbatim, "config")
+    except TemplateError as exc:
+        raise PermanentError(str(exc)) from exc
+    if not isinstance(config, dict):
+        return _render(config, context, "config")
+    return {
+        k: v if k in verbatim else _render(v, context, f"config.{k}") for k, v in config.items()
+    }
+
+
+def _render(config: Any, context: dict[str, Any], path: str) -> Any:
     if isinstance(config, dict):
-        return {k: render(v, context, f"{path}.{k}") for k, v in config.items()}
+        return {k: _render(v, context, f"{path}.{k}") for k, v in config.items()}
     if isinstance(config, list):
-        return [render(v, context, f"{path}[{i}]") for i, v in enumerate(config)]
+        return [_render(v, context, f"{path}[{i}]") for i, v in enumerate(config)]
     if not isinstance(config, str) or not _is_template(config):
         return config
     try:
