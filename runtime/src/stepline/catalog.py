@@ -16,7 +16,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-
 # the JSON Schema keyword of a field used as written: both the control plane and the
 # runtime read it from the schema, so they cannot disagree on which fields it marks
 TEMPLATED_KEYWORD = "x-templated"
