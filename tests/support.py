@@ -7,6 +7,7 @@ import asyncio
 import json
 import threading
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,9 +19,13 @@ import psycopg
 from cloudevents.core.bindings.http import to_binary_event
 from cryptography.fernet import Fernet
 from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
 
-from stepline.packet import to_cloudevent
+from stepline.definition import RetryPolicy, Step
+from stepline.packet import Packet, ProcessRef, Ref, StepRef, WorkflowRef, to_cloudevent
+from stepline.secrets import SecretBox
 from stepline.settings import Settings
+from stepline.step import Context, StepRuntime
 from stepline_control.app import create_app
 from stepline_control.processes import Child, function_child, function_folders, relay_child, url_of
 
@@ -276,3 +281,37 @@ def eventually(predicate: Predicate, timeout_s: float = 30.0, what: str = "condi
             return
         time.sleep(0.05)
     raise TimeoutError(f"{what} not reached in {timeout_s}s")
+
+
+class Tenant:
+    """An account written straight into the platform database, its stored connections
+    (as an old row or a bypassed API would hold them: nothing validated), and a step
+    of its run by a handler in this process."""
+
+    def __init__(self, database_url: str) -> None:
+        self.database_url = database_url
+        self.account_id = uuid.uuid4()
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute("INSERT INTO accounts (id, name) VALUES (%s, 'tenant')",
+                         (self.account_id,))
+
+    def store(self, name: str, kind: str, config: dict[str, Any],
+              secret: dict[str, Any] | None = None) -> str:
+        sealed = SecretBox(SECRET_KEY).seal(secret) if secret else None
+        with psycopg.connect(self.database_url, autocommit=True) as conn:
+            conn.execute(
+                "INSERT INTO connections (account_id, name, kind, config, secret) "
+                "VALUES (%s, %s, %s, %s, %s)", (self.account_id, name, kind, Jsonb(config), sealed))
+        return name
+
+    def context(self, runtime: StepRuntime, config: dict[str, Any], key: str = "step") -> Context:
+        packet = Packet(payload={}, account=Ref(id=self.account_id), job=Ref(id=uuid.uuid4()),
+                        workflow=WorkflowRef(id=uuid.uuid4(), version=1),
+                        step=StepRef(id=uuid.uuid4(), key=key), process=ProcessRef(id=uuid.uuid4()))
+        step = Step(id=packet.step.id, workflow_id=packet.workflow.id, key=key, name=None,
+                    function=runtime.handler.spec.name, config=config, next_key=None,
+                    output=None, retry=RetryPolicy())
+        return Context(packet=packet, step=step, config=config, runtime=runtime)
+
+    async def run(self, runtime: StepRuntime, config: dict[str, Any]) -> Any:
+        return await runtime.handler.run(self.context(runtime, config))

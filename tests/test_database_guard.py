@@ -7,7 +7,6 @@ through would read ``pg_shadow`` as a superuser."""
 from __future__ import annotations
 
 import importlib.util
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -16,14 +15,12 @@ import psycopg
 import pytest
 
 from stepline.db import create_pool
-from stepline.definition import RetryPolicy, Step
 from stepline.errors import PermanentError
-from stepline.packet import Packet, ProcessRef, Ref, StepRef, WorkflowRef
-from stepline.secrets import SecretBox
 from stepline.settings import Settings
-from stepline.step import Context, StepRuntime
+from stepline.step import StepRuntime
 from support import (
     SECRET_KEY,
+    Tenant,
     all_processes,
     control_plane,
     create_workflow,
@@ -48,45 +45,6 @@ def database_query_handler():
 def socket_folder(database_url: str) -> str:
     with psycopg.connect(database_url) as conn:
         return conn.execute("SHOW unix_socket_directories").fetchone()[0].split(",")[0].strip()
-
-
-class Tenant:
-    """An account of the platform database holding one stored `postgres` connection,
-    and the Database.query handler run as that account's step."""
-
-    def __init__(self, database_url: str) -> None:
-        self.database_url = database_url
-        self.account_id = uuid.uuid4()
-        with psycopg.connect(database_url, autocommit=True) as conn:
-            conn.execute(
-                "INSERT INTO accounts (id, name) VALUES (%s, 'attacker')", (self.account_id,)
-            )
-
-    def store(self, config: dict[str, Any], name: str = "target") -> str:
-        """Written as an old row or a bypassed API would hold it: no validation."""
-        sealed = SecretBox(SECRET_KEY).seal({"password": "anything"})
-        with psycopg.connect(self.database_url, autocommit=True) as conn:
-            conn.execute(
-                "INSERT INTO connections (account_id, name, kind, config, secret) "
-                "VALUES (%s, %s, 'postgres', %s, %s)",
-                (self.account_id, name, psycopg.types.json.Jsonb(config), sealed),
-            )
-        return name
-
-    async def run(self, runtime: StepRuntime, config: dict[str, Any]) -> Any:
-        packet = Packet(
-            payload={},
-            account=Ref(id=self.account_id),
-            job=Ref(id=uuid.uuid4()),
-            workflow=WorkflowRef(id=uuid.uuid4(), version=1),
-            step=StepRef(id=uuid.uuid4(), key="steal"),
-            process=ProcessRef(id=uuid.uuid4()),
-        )
-        step = Step(id=packet.step.id, workflow_id=packet.workflow.id, key="steal", name=None,
-                    function="Database.query", config=config, next_key=None, output=None,
-                    retry=RetryPolicy())
-        ctx = Context(packet=packet, step=step, config=config, runtime=runtime)
-        return await runtime.handler.run(ctx)
 
 
 @pytest.fixture
@@ -130,7 +88,8 @@ async def test_a_tenant_connection_cannot_reach_the_platform(
     database_url: str, runtime: StepRuntime, attack: dict[str, Any]
 ) -> None:
     tenant = Tenant(database_url)
-    name = tenant.store({**platform_target(database_url), **attack})
+    name = tenant.store("target", "postgres", {**platform_target(database_url), **attack},
+                        {"password": "anything"})
     with pytest.raises(PermanentError) as refused:
         await tenant.run(runtime, {"connection": name, "sql": READ_THE_PLATFORM})
     assert "connection 'target'" in str(refused.value)
@@ -142,7 +101,7 @@ async def test_the_socket_folder_of_the_platform_database_is_refused(
 ) -> None:
     tenant = Tenant(database_url)
     folder = socket_folder(database_url)
-    name = tenant.store({**platform_target(database_url), "host": folder})
+    name = tenant.store("target", "postgres", {**platform_target(database_url), "host": folder})
     with pytest.raises(PermanentError, match="unix socket"):
         await tenant.run(runtime, {"connection": name, "sql": READ_THE_PLATFORM})
     assert runtime.handler._pools == {}
@@ -158,8 +117,8 @@ async def test_an_allow_listed_network_is_reached_at_the_checked_address(
                                             http_allow_cidrs="127.0.0.0/8,::1/128"))
     try:
         tenant = Tenant(database_url)
-        name = tenant.store({**platform_target(empty_database_url), "host": "localhost",
-                             "application_name": "tenant"})
+        name = tenant.store("tenant", "postgres", {**platform_target(empty_database_url),
+                                                   "host": "localhost", "application_name": "t"})
         rows = await tenant.run(runtime, {"connection": name, "sql": "SELECT current_database() "
                                           "AS db, inet_server_addr()::text AS address"})
         [conninfo] = runtime.handler._pools

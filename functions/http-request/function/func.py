@@ -1,7 +1,12 @@
 """Http.request: calls an HTTP API described by the step's config (method, url,
 headers, query, body — templated from the packet by the runtime), with auth from a
 stored ``http`` connection, behind the SSRF guard; optionally extracts the list of items
-with a JMESPath ``items_path`` and follows pagination, returning every page's items."""
+with a JMESPath ``items_path`` and follows pagination, returning every page's items.
+
+With a connection, ``url`` is read under its ``base_url`` and must stay at that origin
+(scheme, host, port): an absolute or ``//host`` URL elsewhere is a permanent error, so
+the connection's credentials never leave it. A redirect or a ``next_link`` page at
+another origin is fetched without them."""
 
 from __future__ import annotations
 
@@ -13,7 +18,7 @@ import jmespath
 from stepline.catalog import CATALOG
 from stepline.errors import PermanentError
 from stepline.host import FunctionHost
-from stepline.outbound import Outbound, bearer, decode
+from stepline.outbound import Credentials, Origin, Outbound, decode, origin_of, own_headers
 from stepline.step import Context
 
 
@@ -25,15 +30,16 @@ class HttpRequest:
 
     async def run(self, ctx: Context) -> Any:
         config = ctx.config
-        url, headers = config["url"], dict(config.get("headers") or {})
+        url, credentials = config["url"], None
         if config.get("connection"):
             stored = await ctx.connection(config["connection"])
             if stored.kind != "http":
                 raise PermanentError(f"connection {stored.name!r} is {stored.kind}, not http")
-            url = urljoin(stored.config.get("base_url", ""), url)
-            headers = {**stored.config.get("headers", {}), **bearer(stored.secret), **headers}
+            credentials = Credentials.of(stored)
+            url = credentials.resolve(url)
         request = {
-            "headers": headers,
+            "credentials": credentials,
+            "headers": dict(config.get("headers") or {}),
             "json": config.get("body"),
             "timeout": config.get("timeout_s", 30.0),
         }
@@ -72,6 +78,7 @@ class HttpRequest:
 
     async def _linked(self, ctx: Context, url: str, pagination: dict, request: dict) -> list:
         items: list[Any] = []
+        origin = origin_of(url)
         query = dict(ctx.config.get("query") or {})
         for _ in range(pagination.get("max_pages", 100)):
             body = await self._get(ctx, url, query, request)
@@ -80,7 +87,18 @@ class HttpRequest:
             if not next_url:
                 return items
             url, query = urljoin(url, next_url), {}
+            request = elsewhere(ctx, request, origin, url)
         raise PermanentError(f"more than {pagination.get('max_pages', 100)} pages")
+
+
+def elsewhere(ctx: Context, request: dict, origin: Origin, url: str) -> dict:
+    """The request for a next page at ``url``: without credentials off their origin."""
+    credentials = request["credentials"]
+    if origin_of(url) == origin and (credentials is None or credentials.serves(url)):
+        return request
+    ctx.log(f"next page {url} is at another origin: fetched without credentials")
+    return {**request, "credentials": None,
+            "headers": own_headers(request["headers"], origin, url)}
 
 
 def page_items(ctx: Context, body: Any) -> list[Any]:

@@ -1,7 +1,11 @@
 """RdStation.getLeads: every contact of an RD Station Marketing segmentation, paging
 ``GET {base}/platform/segmentations/{id}/contacts?page=N&page_size=M`` from page 1 until
 a page's ``contacts`` list is empty, with the Bearer token of an ``http`` connection.
-429 and 5xx from the API are temporary failures (the step's retry policy applies)."""
+429 and 5xx from the API are temporary failures (the step's retry policy applies).
+
+The token goes only to the connection's origin: its ``base_url``, or RD Station's API
+when it has none. ``base`` defaults to that; a ``base`` at another origin is a
+permanent error."""
 
 from __future__ import annotations
 
@@ -10,10 +14,11 @@ from typing import Any
 from stepline.catalog import CATALOG
 from stepline.errors import PermanentError
 from stepline.host import FunctionHost
-from stepline.outbound import Outbound, bearer, decode
+from stepline.outbound import Credentials, Outbound, decode
 from stepline.step import Context
 
 MAX_PAGES = 10_000
+RD_STATION_API = "https://api.rd.services"
 
 
 class GetLeads:
@@ -27,8 +32,9 @@ class GetLeads:
         stored = await ctx.connection(config["connection"])
         if stored.kind != "http" or not stored.secret.get("token"):
             raise PermanentError(f"connection {stored.name!r} must be http with a secret token")
+        credentials = Credentials.of(stored, default_base=RD_STATION_API)
         url = (
-            f"{config.get('base', 'https://api.rd.services').rstrip('/')}"
+            f"{(config.get('base') or credentials.base_url).rstrip('/')}"
             f"/platform/segmentations/{config['segmentation_id']}/contacts"
         )
         contacts: list[dict[str, Any]] = []
@@ -37,7 +43,7 @@ class GetLeads:
                 ctx,
                 "GET",
                 url,
-                headers=bearer(stored.secret),
+                credentials=credentials,
                 params={"page": page, "page_size": config.get("page_size", 125)},
             )
             found = (decode(response) or {}).get("contacts")

@@ -95,7 +95,11 @@ class HttpRequestConfig(_Config):
 class RdStationGetLeadsConfig(_Config):
     connection: str = Field(description="an `http` connection holding the Bearer token")
     segmentation_id: int | str
-    base: str = Field(default="https://api.rd.services", description="API base URL")
+    base: str | None = Field(
+        default=None,
+        description="API base URL; by default the connection's base_url, else "
+        "https://api.rd.services. The token goes only to the connection's origin",
+    )
     page_size: int = Field(default=125, ge=1, le=125)
 
 
