@@ -42,7 +42,8 @@ FUNCTIONS: dict[str, str] = {
     "Transform": "transform",
     "Workflow.call": "workflow-call",
 }
-HTTP_FUNCTIONS = {"http-request", "rdstation-getleads"}
+# the functions that open connections to tenants' targets, behind the address guard
+GUARDED_FUNCTIONS = {"http-request", "rdstation-getleads", "database-query"}
 
 FUNC_SPEC_VERSION = "0.36.0"
 # env name -> (secret, key) every function reads from a Secret
@@ -274,7 +275,7 @@ def func_yaml_policy_problems(doc: dict[str, Any], folder: str) -> Problems:
         name: f"{{{{ secret:{secret}:{key} }}}}"
         for name, (secret, key) in FUNCTION_SECRET_ENV.items()
     }
-    if folder in HTTP_FUNCTIONS:
+    if folder in GUARDED_FUNCTIONS:
         wanted["STEPLINE_HTTP_ALLOW_CIDRS"] = ""
     if envs != wanted:
         problems.append(f"{label}: run.envs is {envs}, expected {wanted}")
