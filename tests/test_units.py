@@ -261,3 +261,35 @@ class TestVerbatimFields:
         config = {"sql": "SELECT * FROM t WHERE id = {{ payload.id }}"}
         with pytest.raises(PermanentError, match=r"config\.sql.*never templated"):
             templates.render(config, self.CONTEXT, verbatim=frozenset({"sql"}))
+
+
+class TestOrigins:
+    """A connection's credentials are bound to scheme, host and port: nothing less."""
+
+    def credentials(self, base_url: str | None, secret: dict | None = None):
+        from stepline.outbound import Credentials
+        from stepline.step import StoredConnection
+
+        config = {"base_url": base_url} if base_url else {}
+        return Credentials.of(StoredConnection("api", "http", config, secret or {}))
+
+    @pytest.mark.parametrize("url,served", [
+        ("https://api.example/v1/items", True),
+        ("https://api.example:443/other", True),
+        ("http://api.example/v1/items", False),  # https -> http
+        ("https://api.example:8443/v1", False),
+        ("https://evil.example/v1", False),
+        ("https://api.example.evil.example/v1", False),
+    ])
+    def test_the_origin_is_scheme_host_and_port(self, url: str, served: bool) -> None:
+        assert self.credentials("https://api.example/v1/").serves(url) is served
+
+    def test_token_and_secret_headers_are_both_lent_and_hidden(self) -> None:
+        lent = self.credentials("https://api.example", {"token": "t0k", "headers": {"X-K": "k3y"}})
+        assert lent.headers == {"X-K": "k3y", "Authorization": "Bearer t0k"}
+        assert set(lent.secrets) == {"t0k", "k3y"}
+
+    def test_a_secret_without_an_origin_is_lent_nowhere(self) -> None:
+        with pytest.raises(PermanentError, match="no base_url"):
+            self.credentials(None, {"token": "t0k"})
+        assert self.credentials(None).serves("https://anywhere.example/")
