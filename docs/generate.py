@@ -307,7 +307,9 @@ JSON Schema, is a `422` naming the step and the field.
 **Templates.** Any string in a step's `config` may hold `{{ expression }}` over the
 packet (`payload`, `job`, `step`, `workflow`, `attempt`, ...), rendered by the runtime
 before the handler runs (`runtime/src/stepline/templates.py`, sandboxed Jinja2). A
-string that is one expression and nothing else keeps the expression's type.
+string that is one expression and nothing else keeps the expression's type. A field
+whose schema says `"x-templated": false` (`Database.query`'s `sql`) is never templated:
+a template there is a `422`, and values reach it only as bound parameters.
 
 **Limits.** What a step's config says is evaluated where it cannot stall anyone
 (`runtime/src/stepline/bounded/`): templates, CEL (`Condition`) and JMESPath

@@ -46,6 +46,8 @@ HTTP_FUNCTIONS = {"http-request", "rdstation-getleads"}
 # folders whose function is not in the catalog yet: their func.yaml is checked like the
 # others', but no manifest deploys them until their start path is wired
 UNWIRED_FOLDERS = frozenset({"email"})
+# the functions that open connections to tenants' targets, behind the address guard
+GUARDED_FUNCTIONS = {"http-request", "rdstation-getleads", "database-query"}
 
 FUNC_SPEC_VERSION = "0.36.0"
 # env name -> (secret, key) every function reads from a Secret
@@ -277,7 +279,7 @@ def func_yaml_policy_problems(doc: dict[str, Any], folder: str) -> Problems:
         name: f"{{{{ secret:{secret}:{key} }}}}"
         for name, (secret, key) in FUNCTION_SECRET_ENV.items()
     }
-    if folder in HTTP_FUNCTIONS:
+    if folder in GUARDED_FUNCTIONS:
         wanted["STEPLINE_HTTP_ALLOW_CIDRS"] = ""
     if envs != wanted:
         problems.append(f"{label}: run.envs is {envs}, expected {wanted}")

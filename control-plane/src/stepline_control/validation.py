@@ -2,8 +2,9 @@
 of the document is reported at once, each naming the step and the field.
 
 Checked: each step's shape and nesting depth; its function exists and is visible to the
-account; its config against the function's JSON Schema; templates parse; JMESPath, CEL
-and cron expressions compile; a Webhook's payload schema is valid and its patterns
+account; its config against the function's JSON Schema; templates parse, and none stands
+in a field the catalog marks as never templated (SQL); JMESPath, CEL and cron
+expressions compile; a Webhook's payload schema is valid and its patterns
 compile on RE2; time zones exist; ``next`` and branch targets exist; exactly one entry;
 triggers only at the entry; no step unreachable; no cycle.
 
@@ -30,7 +31,7 @@ from jsonschema import Draft202012Validator
 from pydantic import ValidationError
 
 from stepline import bounded, payload_schema, templates
-from stepline.catalog import CATALOG
+from stepline.catalog import CATALOG, verbatim_fields
 from stepline.definition import StepDefinition
 from stepline.packet import deeper_than
 
@@ -172,6 +173,7 @@ def _unstorable(value: Any, path: str) -> Iterator[tuple[str, str]]:
 def _check_step(step: StepDefinition, by_key: dict[str, StepDefinition],
                 functions: Mapping[str, FunctionInfo], is_operator: bool) -> Iterator[Problem]:
     function = functions.get(step.function)
+    verbatim = verbatim_fields(function.config_schema) if function else frozenset()
     if function is None:
         yield Problem(step.key, "function", f"unknown function {step.function!r}")
     else:
@@ -180,7 +182,7 @@ def _check_step(step: StepDefinition, by_key: dict[str, StepDefinition],
             path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err.absolute_path)
             yield Problem(step.key, f"config{path}", err.message)
     try:
-        templates.check(step.config)
+        templates.check(step.config, verbatim=verbatim)
     except templates.TemplateError as exc:
         yield Problem(step.key, exc.path, str(exc).split(": ", 1)[1])
     for field, key in targets(step):

@@ -29,6 +29,7 @@ from stepline.catalog import (
     WebhookConfig,
     WorkflowCallConfig,
 )
+from stepline.conninfo import guarded_conninfo
 from stepline.context import (
     ChildJob,
     Context,
@@ -44,11 +45,13 @@ from stepline.host import FunctionHost
 from stepline.lifecycle import CONFIGURED, Refusal, Started, StepTarget, WorkflowTarget
 from stepline.lifecycle.start import skipped
 from stepline.messages import Route
-from stepline.outbound import Outbound, bearer, decode
+from stepline.net import AddressRefused
+from stepline.outbound import Credentials, Origin, Outbound, decode, origin_of, own_headers
 from stepline.webhooks import parse as parse_webhook_call
 from stepline.webhooks import token_check
 
 __all__ = [
+    "AddressRefused", "Credentials", "Origin", "guarded_conninfo", "origin_of", "own_headers",
     "Overrun", "bounded_cel", "bounded_jmespath",
     "CATALOG", "CONFIGURED", "ChildJob", "ConditionConfig", "Context", "CronJobConfig",
     "DatabaseQueryConfig", "FunctionHost", "FunctionSpec", "Handler", "HttpRequestConfig",
@@ -56,5 +59,5 @@ __all__ = [
     "RawHttp", "RdStationGetLeadsConfig", "Refusal", "Rejected", "Route", "Started",
     "StepTarget", "StoredConnection", "TemporaryError", "TransformConfig", "Trigger",
     "TriggerRuntime", "Unauthorized", "Waiting", "WebhookConfig", "WorkflowCallConfig",
-    "WorkflowTarget", "bearer", "decode", "parse_webhook_call", "skipped", "token_check",
+    "WorkflowTarget", "decode", "parse_webhook_call", "skipped", "token_check",
 ]

@@ -131,7 +131,8 @@ class StepRuntime:
         """The step's config rendered over the packet (bounded: :mod:`stepline.templates`),
         then typed by the function's config model, so the catalog's defaults and rules
         hold when the step runs too."""
-        rendered = await templates.render(step.config, packet.model_dump(mode="json"))
+        rendered = await templates.render(step.config, packet.model_dump(mode="json"),
+                                          verbatim=self.handler.spec.verbatim)
         model: type[BaseModel] | None = getattr(self.handler.spec, "config", None)
         if model is None:
             return rendered

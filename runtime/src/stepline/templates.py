@@ -15,7 +15,10 @@ parses and compiles it and never evaluates anything: the optimizer, which would 
 - in a worker process (:mod:`stepline.bounded`) with a deadline and a memory cap, for
   everything else (``{% for %}``, ``range()``, ``map``...): ~150 µs more per step.
 
-Either way a result larger than ``RESULT_MAX_BYTES`` fails the step permanently."""
+Either way a result larger than ``RESULT_MAX_BYTES`` fails the step permanently.
+
+A field the catalog marks as never templated (``verbatim``: SQL text) is left as
+written, and a template in it is refused."""
 
 from __future__ import annotations
 
@@ -63,6 +66,12 @@ _FAST_TESTS = frozenset({
     "gt", "in", "integer", "le", "lower", "lt", "mapping", "ne", "none", "number", "odd",
     "sequence", "string", "true", "undefined", "upper",
 })
+
+
+NOT_TEMPLATED = (
+    "is never templated: values reach it only as :named parameters bound from the "
+    "payload, not as {{ }} or {% %}"
+)
 
 
 class TemplateError(ValueError):
@@ -177,8 +186,21 @@ def _widening_ok(node: nodes.Filter) -> bool:
     return on_data and not node.args and not node.kwargs
 
 
-def check(config: Any, path: str = "config") -> None:
-    """Raise :class:`TemplateError` for the first template in ``config`` that does not parse."""
+def _refuse_in_verbatim(config: Any, verbatim: frozenset[str], path: str) -> Any:
+    """``config`` without its verbatim fields, once none of them holds a template."""
+    if not verbatim or not isinstance(config, dict):
+        return config
+    for key in verbatim & config.keys():
+        for where, text in _strings(config[key], f"{path}.{key}"):
+            if _is_template(text):
+                raise TemplateError(where, NOT_TEMPLATED)
+    return {k: v for k, v in config.items() if k not in verbatim}
+
+
+def check(config: Any, path: str = "config", *, verbatim: frozenset[str] = frozenset()) -> None:
+    """Raise :class:`TemplateError` for the first template in ``config`` that does not
+    parse, or that stands in a ``verbatim`` field."""
+    config = _refuse_in_verbatim(config, verbatim, path)
     for where, text in _strings(config, path):
         if not _is_template(text):
             continue
@@ -190,16 +212,27 @@ def check(config: Any, path: str = "config") -> None:
             raise TemplateError(where, "template nests too deeply") from exc
 
 
-async def render(config: Any, context: dict[str, Any], path: str = "config") -> Any:
-    """``config`` with every template rendered; a failure is the step's permanent error.
-    The templates that are not bounded by their shape go to a worker, together."""
-    slow = [(where, text) for where, text in _strings(config, path)
+async def render(config: Any, context: dict[str, Any], path: str = "config", *,
+                 verbatim: frozenset[str] = frozenset()) -> Any:
+    """``config`` with every template rendered but in its ``verbatim`` fields, which stay
+    as written; a failure is the step's permanent error. The templates that are not
+    bounded by their shape go to a worker, together. A template in a verbatim field (a
+    version stored before the control plane refused it) fails too: its text was written
+    to be rendered, and run as written it would mean something else."""
+    try:
+        rendered = _refuse_in_verbatim(config, verbatim, path)
+    except TemplateError as exc:
+        raise PermanentError(str(exc)) from exc
+    slow = [(where, text) for where, text in _strings(rendered, path)
             if _is_template(text) and not _fast(text)]
     done = {}
     if slow:
         done = await bounded.shared().run(render_templates, slow, context,
                                           what=f"the templates of {path}")
-    return _fill(config, context, path, done)
+    rendered = _fill(rendered, context, path, done)
+    if isinstance(config, dict) and verbatim:
+        rendered |= {k: config[k] for k in verbatim & config.keys()}
+    return rendered
 
 
 def _fast(text: str) -> bool:
