@@ -312,6 +312,6 @@ async def test_no_cookie_is_kept_from_one_call_to_the_next(server: Server) -> No
     with Api({"/set": (200, {"set-cookie": "tenant=a; Path=/"}, b"")}) as api:
         ctx, handler = context({"url": f"{api.base}/set"}, allow="127.0.0.0/8")
         await handler.run(ctx)
-        ctx.config = {"url": f"{api.base}/items"}
+        ctx.config = HttpRequestConfig(url=f"{api.base}/items")
         await handler.run(ctx)
     assert "cookie" not in api.seen[1][1]
