@@ -62,6 +62,8 @@ CASES: list[tuple[str, str, Case, Case]] = [
      lambda w: ("anonymous", "/readyz", {"method": "DELETE"}, 405)),
     ("GET", "/metrics", lambda w: ("anonymous", "/metrics", {}, 200),
      lambda w: ("anonymous", "/metrics", {"method": "POST"}, 405)),
+    ("GET", "/v1/me", lambda w: ("viewer", "/v1/me", {}, 200),
+     lambda w: ("viewer", "/v1/me", {"method": "DELETE"}, 405)),
     ("POST", "/v1/accounts",
      lambda w: ("operator", "/v1/accounts", {"json": {"name": "other", "monthly_quota": 5}}, 201),
      lambda w: ("operator", "/v1/accounts", {"json": {"name": "", "monthly_quota": -1}}, 422)),

@@ -30,6 +30,7 @@ from stepline_control.routers import (
     health,
     hooks,
     jobs,
+    me,
     processes,
     projects,
     steps,
@@ -42,8 +43,8 @@ from stepline_control.services import retention, stuck
 from stepline_control.sessions import driver_connection
 
 POOL_SIZE = 10
-ROUTERS = (health, accounts, tokens, projects, connections, functions, workflows, steps, jobs,
-           processes, usage, hooks, ui)
+ROUTERS = (health, me, accounts, tokens, projects, connections, functions, workflows, steps,
+           jobs, processes, usage, hooks, ui)
 # a job whose last process committed but whose end check was lost (a crash in between)
 # is ended by this sweep; younger running jobs are left to their own checks
 SWEEP_INTERVAL_S = 30.0
