@@ -22,9 +22,12 @@ router = APIRouter(prefix="/v1/accounts", tags=["accounts"])
 
 
 @router.post("", status_code=201)
-async def create_account(body: AccountCreate, session: SessionDep, _: OperatorWriterDep
-                         ) -> AccountCreated:
-    created = await accounts.create_account(session, body=body)
+async def create_account(body: AccountCreate, session: SessionDep,
+                         principal: OperatorWriterDep) -> AccountCreated:
+    """An operator's editor or admin creates a tenant; only an operator's admin creates
+    an operator account (`is_operator: true`). Whether an account is an operator is
+    fixed here: no later change makes one."""
+    created = await accounts.create_account(session, principal=principal, body=body)
     await session.commit()
     return created
 
