@@ -25,7 +25,7 @@ import psycopg
 from cloudevents.core.base import BaseCloudEvent
 from psycopg_pool import AsyncConnectionPool
 
-from stepline import jobs, templates
+from stepline import deadletters, jobs, templates
 from stepline.catalog import FunctionSpec
 from stepline.db import connection, execute, fetch_all, fetch_one, jsonb
 from stepline.definition import RetryPolicy, Step, Version
@@ -352,9 +352,8 @@ class StepRuntime:
         return row is not None
 
     async def _insert_dead_letter(self, conn, event, packet: Packet | None, reason: str) -> None:
-        await execute(
+        await deadletters.record(
             conn,
-            "dead_letter_insert",
             consumer=self.consumer,
             event_id=event.get_id(),
             account_id=packet.account.id if packet else None,
@@ -362,7 +361,7 @@ class StepRuntime:
             process_id=packet.process.id if packet else None,
             origin="function",
             reason=reason,
-            headers=jsonb(event_headers(event)),
+            headers=event_headers(event),
             body=event_body(event),
         )
 
