@@ -26,6 +26,7 @@ from stepline_control.middleware import BodyLimit, RequestContext
 from stepline_control.routers import (
     accounts,
     connections,
+    dead_letters,
     functions,
     health,
     hooks,
@@ -44,7 +45,7 @@ from stepline_control.sessions import driver_connection
 
 POOL_SIZE = 10
 ROUTERS = (health, me, accounts, tokens, projects, connections, functions, workflows, steps,
-           jobs, processes, usage, hooks, ui)
+           jobs, processes, dead_letters, usage, hooks, ui)
 # a job whose last process committed but whose end check was lost (a crash in between)
 # is ended by this sweep; younger running jobs are left to their own checks
 SWEEP_INTERVAL_S = 30.0
