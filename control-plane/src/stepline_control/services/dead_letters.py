@@ -1,7 +1,8 @@
 """Dead letters through the API: an account lists and inspects its own (an operator
 every account's, and those naming no account), and retries one whose process failed —
 by :func:`stepline_control.services.jobs.retry_process`, which also resolves it. A
-malformed event has no process: there is nothing to retry."""
+malformed event has no process: there is nothing to retry. A Webhook call that does not
+parse is kept here too (:func:`keep_malformed_call`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import uuid
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from stepline import deadletters
 from stepline.models import DeadLetter, Process
 from stepline_control.auth import Principal
 from stepline_control.errors import conflict, not_found
@@ -22,6 +24,10 @@ from stepline_control.schemas.dead_letters import (
 )
 from stepline_control.schemas.jobs import ProcessPublic
 from stepline_control.services import jobs
+from stepline_control.sessions import driver_connection
+
+# what a kept call never shows again: the caller's credentials
+UNKEPT_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 
 
 def _readable(query: Select, principal: Principal) -> Select:
@@ -94,3 +100,18 @@ async def retry_dead_letter(session: AsyncSession, *, principal: Principal,
     await session.refresh(dead)
     return DeadLetterRetried(dead_letter=summary(dead),
                              process=ProcessPublic.model_validate(process, from_attributes=True))
+
+
+async def keep_malformed_call(session: AsyncSession, *, account_id: uuid.UUID,
+                              step_id: uuid.UUID, headers: dict[str, str], body: bytes,
+                              reason: str) -> None:
+    """A Webhook call that did not parse, kept as a dead letter of the step's account in
+    a transaction of its own (whatever the call had begun is rolled back first)."""
+    await session.rollback()
+    await deadletters.record(
+        await driver_connection(session), consumer="Webhook", event_id=None,
+        account_id=account_id, job_id=None, process_id=None, origin="api",
+        reason=f"POST /v1/hooks/{step_id}: {reason}",
+        headers={k: v for k, v in headers.items() if k.lower() not in UNKEPT_HEADERS},
+        body=body.decode("utf-8", "replace"))
+    await session.commit()

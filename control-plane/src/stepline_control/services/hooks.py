@@ -18,7 +18,7 @@ from stepline.triggers import TriggerRefused
 from stepline_control.auth import Principal
 from stepline_control.errors import ApiError, conflict, not_found
 from stepline_control.metrics import Metrics
-from stepline_control.services import usage
+from stepline_control.services import dead_letters, usage
 from stepline_control.sessions import driver_connection
 
 
@@ -51,6 +51,9 @@ async def call_hook(session: AsyncSession, *, principal: Principal, step_id: uui
         fired = await webhooks.accept(await driver_connection(session), step_id=step_id,
                                       call=call)
     except MalformedEvent as exc:
+        await dead_letters.keep_malformed_call(session, account_id=principal.account_id,
+                                               step_id=step_id, headers=headers, body=body,
+                                               reason=str(exc))
         raise ApiError(400, "malformed", str(exc)) from exc
     except Rejected as exc:
         raise ApiError(422, "invalid_payload", str(exc), exc.problems) from exc
