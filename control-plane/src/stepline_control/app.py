@@ -72,7 +72,8 @@ async def _retention(app: FastAPI, settings: ControlSettings) -> AsyncIterator[N
     task = asyncio.create_task(retention.run_periodically(
         app.state.sessions, older_than=timedelta(days=settings.retention_days),
         interval_s=settings.retention_interval_s, batch=settings.retention_batch,
-        max_batches=settings.retention_max_batches))
+        max_batches=settings.retention_max_batches,
+        dead_letters_older_than=timedelta(days=settings.dead_letter_retention_days)))
     try:
         yield
     finally:
