@@ -18,8 +18,9 @@ class DeadLetterSummary(BaseModel):
     account_id: uuid.UUID | None
     job_id: uuid.UUID | None
     process_id: uuid.UUID | None
-    origin: str = Field(description="where it was given up: `function`, `relay`, `broker` "
-                        "(the dead-letter queue) or `api` (a Webhook call that did not parse)")
+    origin: str = Field(description="where it was given up: `function`, `relay`, "
+                        "`dead-letter-queue` (the broker's) or `api` (a Webhook call that "
+                        "did not parse)")
     reason: str
     truncated: bool = Field(description="the stored body or a header was cut to its limit")
     retryable: bool = Field(description="it has a failed process to run again")
