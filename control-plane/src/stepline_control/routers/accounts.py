@@ -8,6 +8,7 @@ import uuid
 from fastapi import APIRouter
 
 from stepline_control.deps import OperatorDep, OperatorWriterDep, PrincipalDep, SessionDep
+from stepline_control.errors import ApiError
 from stepline_control.pagination import CursorQuery, LimitQuery
 from stepline_control.schemas.accounts import (
     AccountCreate,
@@ -27,7 +28,11 @@ async def create_account(body: AccountCreate, session: SessionDep,
     """An operator's editor or admin creates a tenant; only an operator's admin creates
     an operator account (`is_operator: true`). Whether an account is an operator is
     fixed here: no later change makes one."""
-    created = await accounts.create_account(session, principal=principal, body=body)
+    if body.is_operator and principal.role != "admin":
+        # its first admin token can do everything to every account
+        raise ApiError(403, "forbidden", "only an admin token of an operator account can "
+                       "create an operator account")
+    created = await accounts.create_account(session, body=body)
     await session.commit()
     return created
 
