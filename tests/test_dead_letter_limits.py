@@ -14,7 +14,7 @@ import pytest
 from psycopg.rows import dict_row
 from test_delivery import pending_event, start
 
-from stepline.deadletters import BODY_MAX_BYTES, HEADER_MAX_BYTES, bounded
+from stepline.deadletter_limits import BODY_MAX_BYTES, HEADER_MAX_BYTES, bounded
 from stepline_control.processes import Child, url_of
 from support import post, running_function
 

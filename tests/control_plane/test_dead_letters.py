@@ -14,6 +14,7 @@ import psycopg
 from cp_support import api, manual_then, workflow
 
 from stepline import deadletters
+from stepline.deadletter_limits import BODY_MAX_BYTES
 
 
 async def keep(database_url: str, **fields: Any) -> None:
@@ -64,7 +65,7 @@ async def test_list_filters_pages_and_inspects(database_url: str) -> None:
         assert dead["reason"] == "the body is not JSON" and dead["origin"] == "api"
         assert dead["headers"] == {"content-type": "application/json"}
         assert dead["truncated"] is True and dead["body"].startswith("{xyyy")
-        assert len(dead["body"]) == deadletters.BODY_MAX_BYTES
+        assert len(dead["body"]) == BODY_MAX_BYTES
         assert dead["retryable"] is False
         resolved = (await admin.get("/v1/dead-letters", params={"resolved": "true"})).json()
         assert resolved["items"] == []

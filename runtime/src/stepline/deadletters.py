@@ -2,9 +2,9 @@
 dropped, never kept without bound.
 
 :func:`record` is the one way a dead letter is written (a function, the relay, the
-broker's dead-letter queue, a Webhook call that does not parse): it keeps at most
-:data:`BODY_MAX_BYTES` of the body and :data:`HEADER_MAX_BYTES` of each header value
-(:func:`bounded`), so one huge or hostile event cannot grow the table by its size.
+broker's dead-letter queue, a Webhook call that does not parse): it keeps only what
+:func:`stepline.deadletter_limits.bounded` keeps of the body and headers, so one huge or
+hostile event cannot grow the table by its size.
 :func:`record_transport_failure` is the transport's case: its process is failed in the
 same transaction, so the job ends instead of waiting forever."""
 
@@ -13,47 +13,12 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 
 from stepline.db import execute, fetch_one, jsonb
-
-# enough of a body to see what was wrong with it; the rest is not evidence, only size
-BODY_MAX_BYTES = 64 * 1024
-HEADER_MAX_BYTES = 4 * 1024
-HEADERS_MAX = 100
-REASON_MAX_BYTES = 4 * 1024
-
-
-@dataclass(frozen=True)
-class Bounded:
-    """What is stored of a dead letter's body and headers; ``truncated`` when either
-    was cut."""
-
-    body: str | None
-    headers: dict[str, str]
-    truncated: bool
-
-
-def _cut(text: str, limit: int) -> tuple[str, bool]:
-    """At most ``limit`` bytes of UTF-8, cut at a character boundary, without the NUL
-    characters PostgreSQL's text and jsonb cannot hold."""
-    raw = text.replace("\x00", "\ufffd").encode("utf-8", "replace")
-    if len(raw) <= limit:
-        return raw.decode("utf-8"), False
-    return raw[:limit].decode("utf-8", "ignore"), True
-
-
-def bounded(*, body: str | None, headers: Mapping[str, Any]) -> Bounded:
-    kept_body, cut = _cut(body, BODY_MAX_BYTES) if body is not None else (None, False)
-    kept: dict[str, str] = {}
-    for name, value in list(headers.items())[:HEADERS_MAX]:
-        key, key_cut = _cut(str(name), HEADER_MAX_BYTES)
-        kept[key], value_cut = _cut(str(value), HEADER_MAX_BYTES)
-        cut = cut or key_cut or value_cut
-    return Bounded(body=kept_body, headers=kept, truncated=cut or len(headers) > HEADERS_MAX)
+from stepline.deadletter_limits import bounded, bounded_reason
 
 
 async def record(
@@ -81,7 +46,7 @@ async def record(
         job_id=job_id,
         process_id=process_id,
         origin=origin,
-        reason=_cut(reason, REASON_MAX_BYTES)[0],
+        reason=bounded_reason(reason),
         headers=jsonb(kept.headers),
         body=kept.body,
         truncated=kept.truncated,
