@@ -7,7 +7,7 @@ Adding a column with a constant default is a catalog change only (no table rewri
 The indexes are built in the migration's transaction: the table holds only what went
 wrong, and retention keeps it small from now on.
 
-Revision ID: 0003
+Revision ID: 0004
 Revises: 0002
 Create Date: 2026-12-02 08:00:00.000000
 """
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = '0003'
+revision: str = '0004'
 down_revision: str | None = '0002'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
