@@ -203,8 +203,10 @@ document at `/openapi.json` and an interactive page at `/docs`.
 - **Authentication.** Every `/v1/` call needs `Authorization: Bearer <token>`; a missing
   or bad token is `401`. A token belongs to one account and has a role: `viewer` reads,
   `editor` also changes, `admin` also manages tokens. Some calls are for operator
-  accounts only. Each operation below says who may call it; anyone else gets `403`.
-  `make run` prints an operator admin token.
+  accounts only; creating an operator account (`is_operator: true`) takes an operator's
+  admin token, and no account becomes an operator later. Each operation below says who
+  may call it; anyone else gets `403`. `make run` prints an operator admin token, and
+  `GET /v1/me` says whose a token is.
 - **Tenancy.** Every object belongs to one account. An object of another account is
   `404`, never `403`.
 - **Errors.** Every error body is `{"error": {"code", "message", "details"}}` with a 4xx

@@ -21,11 +21,11 @@ from cryptography.fernet import Fernet
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from stepline.context import Context
 from stepline.definition import RetryPolicy, Step
 from stepline.packet import Packet, ProcessRef, Ref, StepRef, WorkflowRef, to_cloudevent
 from stepline.secrets import SecretBox
 from stepline.settings import Settings
-from stepline.context import Context
 from stepline.step import StepRuntime
 from stepline_control.app import create_app
 from stepline_control.onemachine.children import (

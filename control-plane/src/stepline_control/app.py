@@ -24,10 +24,12 @@ from stepline_control.middleware import BodyLimit, RequestContext
 from stepline_control.routers import (
     accounts,
     connections,
+    dead_letters,
     functions,
     health,
     hooks,
     jobs,
+    me,
     processes,
     projects,
     steps,
@@ -40,8 +42,8 @@ from stepline_control.services import retention, stuck
 from stepline_control.sessions import driver_connection
 
 POOL_SIZE = 10
-ROUTERS = (health, accounts, tokens, projects, connections, functions, workflows, steps, jobs,
-           processes, usage, hooks, ui)
+ROUTERS = (health, me, accounts, tokens, projects, connections, functions, workflows, steps,
+           jobs, processes, dead_letters, usage, hooks, ui)
 # a job whose last process committed but whose end check was lost (a crash in between)
 # is ended by this sweep; younger running jobs are left to their own checks
 SWEEP_INTERVAL_S = 30.0
@@ -67,7 +69,8 @@ async def _retention(app: FastAPI, settings: ControlSettings) -> AsyncIterator[N
     task = asyncio.create_task(retention.run_periodically(
         app.state.sessions, older_than=timedelta(days=settings.retention_days),
         interval_s=settings.retention_interval_s, batch=settings.retention_batch,
-        max_batches=settings.retention_max_batches))
+        max_batches=settings.retention_max_batches,
+        dead_letters_older_than=timedelta(days=settings.dead_letter_retention_days)))
     try:
         yield
     finally:

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Identity,
     Index,
@@ -88,6 +89,10 @@ class DeadLetter(Base):
         ),
         Index(None, "job_id", postgresql_where=text("job_id IS NOT NULL")),
         Index(None, "created_at"),
+        # an account's list, newest first (GET /v1/dead-letters)
+        Index(None, "account_id", "created_at", "id"),
+        # retention: resolved ones go first
+        Index(None, "resolved_at", postgresql_where=text("resolved_at IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(always=False), primary_key=True)
@@ -100,6 +105,9 @@ class DeadLetter(Base):
     origin: Mapped[str] = mapped_column(String(20))
     reason: Mapped[str] = mapped_column(Text)
     headers: Mapped[dict[str, Any] | None]
+    # at most stepline.deadletter_limits.BODY_MAX_BYTES of it; truncated: the body or a header
+    # was cut to its limit
     body: Mapped[str | None] = mapped_column(Text)
+    truncated: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     created_at: Mapped[Created]
     resolved_at: Mapped[datetime | None]

@@ -133,10 +133,11 @@ FROM jsonb_to_recordset(%(rows)s) AS r(event_id uuid, destination text, job_id u
 {new_outbox_rows};
 
 -- name: dead_letter_insert
+-- Only through stepline.deadletters.record, which bounds the body and headers first.
 INSERT INTO dead_letters (consumer, event_id, account_id, job_id, process_id, origin,
-                          reason, headers, body)
+                          reason, headers, body, truncated)
 VALUES (%(consumer)s, %(event_id)s, %(account_id)s, %(job_id)s, %(process_id)s,
-        %(origin)s, %(reason)s, %(headers)s, %(body)s)
+        %(origin)s, %(reason)s, %(headers)s, %(body)s, %(truncated)s)
 ON CONFLICT (consumer, event_id) WHERE event_id IS NOT NULL DO NOTHING;
 
 -- name: jobs_finish
