@@ -63,3 +63,6 @@ clean:
 
 # the web UI's build and the browser its tests drive
 include control-plane/ui/ui.mk
+
+# make bench-peers: n8n side by side
+include bench/bench.mk

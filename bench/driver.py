@@ -1,0 +1,102 @@
+"""A bench driver that costs little: HTTP/1.1 keep-alive POSTs over plain asyncio
+streams, each request's bytes built once and sent again, the answer parsed no further
+than its status and length. A general client (httpx: ~3 ms of CPU a POST here) would
+take a whole core at the rate the platform is meant to reach; this one takes a few
+tens of microseconds, and what it does take is measured and printed on its own."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+
+class DriverError(Exception):
+    """The server answered something the driver cannot read, or an error status."""
+
+
+def request_bytes(host: str, path: str, body: bytes, headers: dict[str, str]) -> bytes:
+    head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+    return (f"POST {path} HTTP/1.1\r\nhost: {host}\r\ncontent-length: {len(body)}\r\n"
+            f"content-type: application/json\r\n{head}\r\n").encode() + body
+
+
+@dataclass
+class Connection:
+    """One keep-alive connection; one request at a time on it."""
+
+    host: str
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+
+    @classmethod
+    async def open(cls, base_url: str) -> Connection:
+        url = urlsplit(base_url)
+        reader, writer = await asyncio.open_connection(url.hostname, url.port or 80)
+        return cls(url.netloc, reader, writer)
+
+    async def send(self, request: bytes) -> tuple[int, bytes]:
+        """Send prepared bytes; the answer's status and body."""
+        self.writer.write(request)
+        status_line = await self.reader.readline()
+        length = None
+        while (line := await self.reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        if length is None:
+            raise DriverError(f"an answer without content-length: {status_line!r}")
+        body = await self.reader.readexactly(length)
+        parts = status_line.split(b" ", 2)
+        if len(parts) < 2 or not parts[1].isdigit():
+            raise DriverError(f"not an HTTP answer: {status_line!r}")
+        return int(parts[1]), body
+
+    async def close(self) -> None:
+        self.writer.close()
+        await self.writer.wait_closed()
+
+
+class Poster:
+    """POSTs of one JSON body to one path (with a bearer token, if given), over
+    keep-alive connections opened on demand and reused: as many as run at once."""
+
+    def __init__(self, base_url: str, token: str | None, path: str, payload: Any) -> None:
+        self.base_url = base_url
+        body = json.dumps(payload).encode()
+        headers = {"authorization": f"Bearer {token}"} if token else {}
+        self.request = request_bytes(urlsplit(base_url).netloc, path, body, headers)
+        self._idle: list[Connection] = []
+        self.sent = 0
+
+    async def post(self) -> bytes:
+        """One POST; the answer's body (a status outside 2xx raises)."""
+        conn = self._idle.pop() if self._idle else await Connection.open(self.base_url)
+        status, body = await conn.send(self.request)
+        self._idle.append(conn)
+        self.sent += 1
+        if not 200 <= status < 300:
+            raise DriverError(f"POST answered {status}: {body[:200]!r}")
+        return body
+
+    async def close(self) -> None:
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            await conn.close()
+
+
+async def closed_loop(poster: Poster, *, clients: int, total: int) -> list[bytes]:
+    """``total`` POSTs from ``clients`` concurrent clients, each sending its next one
+    when its last is answered; the answers in the order they came."""
+    remaining, answers = total, []
+
+    async def client() -> None:
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            answers.append(await poster.post())
+
+    await asyncio.gather(*(client() for _ in range(clients)))
+    return answers
