@@ -133,17 +133,24 @@ class Meter:
     databases: set[str]
     amqp_port: int | None = None
     driver_backends: set[int] = field(default_factory=set)
+    _amqp: int | None = field(default=None, init=False, repr=False)
 
     def snapshot(self) -> Snapshot:
-        groups: dict[str, list[psutil.Process]] = {
-            name: tree(pid) for name, pid in self.children.items()}
+        # the driver first, so that the rest of a snapshot is not counted as its cost
+        groups: dict[str, list[psutil.Process]] = {DRIVER: [psutil.Process()]}
+        groups |= {name: tree(pid) for name, pid in self.children.items()}
         postmaster, by_pid = self._postgres()
         for proc in tree(postmaster.pid):
             groups.setdefault(by_pid.get(proc.pid, PG_SERVER), []).append(proc)
-        if self.amqp_port is not None and (pid := amqp_server_pid(self.amqp_port)):
+        if self.amqp_port is not None and (pid := self._amqp_pid()):
             groups[RABBITMQ] = tree(pid)
-        groups.setdefault(DRIVER, []).append(psutil.Process())
         return take(groups, reaped={PG_EXITED: postmaster})
+
+    def _amqp_pid(self) -> int | None:
+        # looked up once: reading every socket of the machine takes ~70 ms of CPU
+        if self._amqp is None:
+            self._amqp = amqp_server_pid(self.amqp_port) if self.amqp_port else None
+        return self._amqp
 
     def counted(self) -> set[str]:
         """The groups a step runs through: the neighbours' are left out."""
@@ -153,6 +160,6 @@ class Meter:
     def _postgres(self) -> tuple[psutil.Process, dict[int, str]]:
         with psycopg.connect(self.admin_url, autocommit=True) as conn:
             own = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+            postmaster = psutil.Process(own).parent()  # while this backend lives
             activity = conn.execute("SELECT pid, datname FROM pg_stat_activity").fetchall()
-        postmaster = psutil.Process(own).parent()
         return postmaster, classify_postgres(activity, self.databases, self.driver_backends)
