@@ -41,18 +41,30 @@ class Connection:
         """Send prepared bytes; the answer's status and body."""
         self.writer.write(request)
         status_line = await self.reader.readline()
-        length = None
+        length, chunked = None, False
         while (line := await self.reader.readline()) not in (b"\r\n", b""):
             name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
+            name = name.strip().lower()
+            if name == b"content-length":
                 length = int(value)
-        if length is None:
-            raise DriverError(f"an answer without content-length: {status_line!r}")
-        body = await self.reader.readexactly(length)
+            elif name == b"transfer-encoding":
+                chunked = b"chunked" in value.lower()
         parts = status_line.split(b" ", 2)
         if len(parts) < 2 or not parts[1].isdigit():
             raise DriverError(f"not an HTTP answer: {status_line!r}")
-        return int(parts[1]), body
+        if chunked:
+            return int(parts[1]), await self._chunks()
+        if length is None:
+            raise DriverError(f"an answer without a length: {status_line!r}")
+        return int(parts[1]), await self.reader.readexactly(length)
+
+    async def _chunks(self) -> bytes:
+        body = b""
+        while size := int((await self.reader.readline()).split(b";")[0], 16):
+            body += await self.reader.readexactly(size)
+            await self.reader.readline()
+        await self.reader.readline()  # the blank line after the last chunk (no trailers)
+        return body
 
     async def close(self) -> None:
         self.writer.close()

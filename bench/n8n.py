@@ -112,8 +112,7 @@ def load_workflows(env: dict[str, str], workflows: list[dict[str, Any]], home: P
     file = home / "workflows.json"
     file.write_text(json.dumps(workflows))
     cli(env, "import:workflow", f"--input={file}", log=log)
-    for workflow in workflows:
-        cli(env, "update:workflow", f"--id={workflow['id']}", "--active=true", log=log)
+    cli(env, "update:workflow", "--all", "--active=true", log=log)
 
 
 def wait_ready(n8n: N8n, log: Path) -> None:

@@ -95,13 +95,20 @@ def test_the_meter_reads_the_whole_postgres_cluster(database_url: str) -> None:
     assert accounting.RABBITMQ not in meter.counted()
 
 
-async def serve_once(status: int) -> tuple[asyncio.Server, str]:
+async def serve_once(status: int, *, chunked: bool = False) -> tuple[asyncio.Server, str]:
+    """A server that echoes each POST's body, with a length or in two chunks."""
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while (head := await reader.readuntil(b"\r\n\r\n")):
             length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
             body = await reader.readexactly(length)
-            writer.write(b"HTTP/1.1 %d X\r\ncontent-length: %d\r\n\r\n%s"
-                         % (status, len(body), body))
+            if chunked:
+                a, b = body[:3], body[3:]
+                writer.write(b"HTTP/1.1 %d X\r\ntransfer-encoding: chunked\r\n\r\n"
+                             b"%x\r\n%s\r\n%x\r\n%s\r\n0\r\n\r\n"
+                             % (status, len(a), a, len(b), b))
+            else:
+                writer.write(b"HTTP/1.1 %d X\r\ncontent-length: %d\r\n\r\n%s"
+                             % (status, len(body), body))
             await writer.drain()
 
     server = await asyncio.start_server(answer, "127.0.0.1", 0)
@@ -109,8 +116,9 @@ async def serve_once(status: int) -> tuple[asyncio.Server, str]:
     return server, f"http://127.0.0.1:{port}"
 
 
-async def test_the_driver_keeps_its_connections_and_reads_the_answers() -> None:
-    server, url = await serve_once(201)
+@pytest.mark.parametrize("chunked", [False, True])
+async def test_the_driver_keeps_its_connections_and_reads_the_answers(chunked: bool) -> None:
+    server, url = await serve_once(201, chunked=chunked)
     async with server:
         poster = Poster(url, "t0ken", "/v1/x", {"n": 1})
         answers = await closed_loop(poster, clients=3, total=10)
