@@ -25,7 +25,7 @@ import psycopg
 from alembic import command
 from alembic.config import Config
 
-from bench import e2e, goals, raw
+from bench import accounting, e2e, goals, raw
 from bench.relay import (
     DISPATCHED,
     FUNCTION,
@@ -244,6 +244,13 @@ def main() -> None:
     print(f"  ({context['seconds']}s; written to {out.relative_to(ROOT)})")
 
 
+NOT_COUNTED = {
+    accounting.DRIVER: "the bench's own",
+    accounting.PG_OTHERS: "other agents' databases",
+    accounting.PG_EXITED: "whose is unknown, mostly other agents' short connections",
+}
+
+
 def print_cpu(results: dict[str, Any]) -> None:
     """Where each step's CPU went, per process group, and the driver's own cost."""
     for mode, run in results.items():
@@ -251,10 +258,11 @@ def print_cpu(results: dict[str, Any]) -> None:
         groups = sorted(t["cpu_ms_per_step"].items(), key=lambda kv: -kv[1])
         print(f"\n  CPU per step, {mode} ({t['steps']:,} steps in {t['seconds']:.0f} s), ms:")
         for name, ms in groups:
-            note = "  (not counted: not this run's)" if name in t["cpu_not_counted"] else ""
+            note = f"  (not counted: {NOT_COUNTED.get(name, 'not a step')})" \
+                if name in t["cpu_not_counted"] else ""
             print(f"    {name:<40}{ms:6.2f}{note}")
-        print(f"    the driver: {t['driver_ms_per_post']:.3f} ms of CPU a POST "
-              f"({t['posts']:,} POSTs; not counted)")
+        print(f"    the driver: {t['driver_ms_per_post']:.3f} ms of CPU a POST, "
+              f"{t['driver_core_share']:.0%} of a core ({t['posts']:,} POSTs)")
 
 
 def latest_peers() -> dict[str, Any] | None:

@@ -128,7 +128,7 @@ def memory_goals(results: dict[str, Any], functions: tuple[str, ...]) -> list[Go
         before, after = run["rss_mb_before"].get(name), run["rss_mb_after"].get(name)
         growth = None if before is None or after is None else after - before
         out.append(Goal(f"{name} RSS growth over the throughput run, RabbitMQ", growth, "MB",
-                        "flat (10-min soak: python -m bench.soak)", None,
+                        "flat (bench.soak)", None,
                         f"{before or 0:.0f} -> {after or 0:.0f} MB"))
     return out
 

@@ -128,4 +128,5 @@ def finish(window: dict[str, Any], steps: int, counted: set[str]) -> dict[str, A
             "cpu_ms_per_step": cpu["groups"], "cpu_ms_per_step_total": cpu["total"],
             "cpu_not_counted": cpu["not_counted"],
             "cpu_ms_per_step_everything": sum(cpu["groups"].values()),
-            "driver_ms_per_post": cpu_s.get(DRIVER, 0.0) * 1000 / max(window["posts"], 1)}
+            "driver_ms_per_post": cpu_s.get(DRIVER, 0.0) * 1000 / max(window["posts"], 1),
+            "driver_core_share": cpu_s.get(DRIVER, 0.0) / window["seconds"]}
