@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+RETRY_S = 0.1
+
 
 class DriverError(Exception):
     """The server answered something the driver cannot read, or an error status."""
@@ -75,8 +77,11 @@ class Poster:
     """POSTs of one JSON body to one path (with a bearer token, if given), over
     keep-alive connections opened on demand and reused: as many as run at once."""
 
-    def __init__(self, base_url: str, token: str | None, path: str, payload: Any) -> None:
+    def __init__(self, base_url: str, token: str | None, path: str, payload: Any, *,
+                 retry: frozenset[int] = frozenset()) -> None:
         self.base_url = base_url
+        self.retry = retry  # statuses answered again after RETRY_S, as a client would
+        self.retried = 0
         body = json.dumps(payload).encode()
         headers = {"authorization": f"Bearer {token}"} if token else {}
         self.request = request_bytes(urlsplit(base_url).netloc, path, body, headers)
@@ -86,7 +91,15 @@ class Poster:
     async def post(self) -> bytes:
         """One POST; the answer's body (a status outside 2xx raises)."""
         conn = self._idle.pop() if self._idle else await Connection.open(self.base_url)
-        status, body = await conn.send(self.request)
+        try:
+            status, body = await conn.send(self.request)
+            while status in self.retry:
+                self.retried += 1
+                await asyncio.sleep(RETRY_S)
+                status, body = await conn.send(self.request)
+        except BaseException:
+            conn.writer.close()  # half an answer may be left on it
+            raise
         self._idle.append(conn)
         self.sent += 1
         if not 200 <= status < 300:
