@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -112,16 +113,17 @@ class Poster:
             await conn.close()
 
 
-async def closed_loop(poster: Poster, *, clients: int, total: int) -> list[bytes]:
-    """``total`` POSTs from ``clients`` concurrent clients, each sending its next one
-    when its last is answered; the answers in the order they came."""
-    remaining, answers = total, []
-
-    async def client() -> None:
-        nonlocal remaining
-        while remaining > 0:
-            remaining -= 1
-            answers.append(await poster.post())
-
-    await asyncio.gather(*(client() for _ in range(clients)))
-    return answers
+async def paced(poster: Poster, finished: Callable[[], Awaitable[int]], *, clients: int,
+                total: int, poll_s: float = 0.01, timeout_s: float = 900.0) -> list[bytes]:
+    """``total`` POSTs that each start an execution answered before it ends (a 202),
+    from ``clients`` clients that each call again only when an execution has finished:
+    at most ``clients`` unfinished at once. ``finished`` counts the finished ones."""
+    tasks: list[asyncio.Task[bytes]] = []
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while (done := await finished()) < total:
+        if asyncio.get_running_loop().time() > deadline:
+            raise DriverError(f"{done} of {total} executions finished after {timeout_s:.0f}s")
+        room = min(clients - (len(tasks) - done), total - len(tasks))
+        tasks += [asyncio.create_task(poster.post()) for _ in range(max(room, 0))]
+        await asyncio.sleep(poll_s)
+    return [await task for task in tasks]

@@ -185,14 +185,18 @@ async def executions(conn: psycopg.AsyncConnection,
     return [(float(a), float(b), s) for a, b, s in rows]
 
 
+async def finished_count(conn: psycopg.AsyncConnection, workflow_id: str) -> int:
+    cur = await conn.execute('SELECT count(*) FROM execution_entity WHERE "workflowId" = %s'
+                             ' AND "stoppedAt" IS NOT NULL', (workflow_id,))
+    return (await cur.fetchone())[0]
+
+
 async def wait_executions(conn: psycopg.AsyncConnection, workflow_id: str, count: int,
                           timeout_s: float = 300.0) -> list[tuple[float, float, str]]:
     """Until ``count`` executions of the workflow have finished; all of them."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        cur = await conn.execute('SELECT count(*) FROM execution_entity WHERE "workflowId" = %s'
-                                 ' AND "stoppedAt" IS NOT NULL', (workflow_id,))
-        if (await cur.fetchone())[0] >= count:
+        if await finished_count(conn, workflow_id) >= count:
             return await executions(conn, workflow_id)
         await asyncio.sleep(POLL_S)
     raise N8nError(f"fewer than {count} executions of {workflow_id} after {timeout_s:.0f}s")

@@ -6,8 +6,10 @@ timestamps (server-side):
   median from an execution's start (n8n's ``startedAt``, Stepline's job
   ``created_at``) to its finish;
 - a Webhook and BURST_STEPS no-op steps, BURST_RUNS calls from BURST_CLIENTS
-  concurrent clients: step executions per second, from the first start to the last
-  step's finish, and the CPU every process spent per step (``bench.accounting``).
+  concurrent clients, each calling again when an execution has finished (both systems
+  answer a call at once, so without that pacing all 300 would run at once): step
+  executions per second, from the first start to the last step's finish, and the CPU
+  every process spent per step (``bench.accounting``).
 
 Stepline runs both modes, one machine and through RabbitMQ (``bench.stack``); the
 ratios Stepline / n8n are printed and the figures kept under ``bench/results/``."""
@@ -29,7 +31,7 @@ import psycopg
 from bench import n8n
 from bench.__main__ import ADMIN_URL, AMQP_URL, RESULTS, ROOT, load_average, scratch_database
 from bench.accounting import Meter, per_step_ms, spent
-from bench.driver import Poster, closed_loop
+from bench.driver import Poster, paced
 from bench.stack import Stack, chain, create_workflow, job_end, stack, step_id
 from stepline_control.processes import free_port
 
@@ -66,8 +68,12 @@ async def n8n_burst(server: n8n.N8n, conn: psycopg.AsyncConnection, workflow_id:
     poster = Poster(server.url, None, f"/webhook/{BURST_PATH}", {"n": 0},
                     retry=frozenset({503}))
     before = await asyncio.to_thread(meter.snapshot)
-    await closed_loop(poster, clients=BURST_CLIENTS, total=BURST_RUNS)
-    done = (await n8n.wait_executions(conn, workflow_id, BURST_RUNS + 1))[1:]
+
+    async def finished() -> int:  # the warm-up's execution left out
+        return await n8n.finished_count(conn, workflow_id) - 1
+
+    await paced(poster, finished, clients=BURST_CLIENTS, total=BURST_RUNS)
+    done = (await n8n.executions(conn, workflow_id))[1:]
     after = await asyncio.to_thread(meter.snapshot)
     await poster.close()
     check_n8n(done)
@@ -140,6 +146,11 @@ async def stepline_chain(s: Stack, conn: psycopg.AsyncConnection) -> list[float]
     return seconds
 
 
+FINISHED_SQL = """
+SELECT count(*) FROM jobs
+WHERE workflow_id = (SELECT workflow_id FROM jobs WHERE id = %s) AND id <> %s
+  AND status <> 'running'
+"""
 BURST_SQL = """
 SELECT count(*) FILTER (WHERE p.function = 'Transform'),
        extract(epoch FROM max(p.finished_at) - min(j.created_at)),
@@ -152,12 +163,16 @@ WHERE j.id = ANY(%s::uuid[])
 async def stepline_burst(s: Stack, conn: psycopg.AsyncConnection, meter: Meter
                          ) -> dict[str, Any]:
     poster = await hook_poster(s, BURST_STEPS)
-    await job_end(conn, await job_id(poster))  # warm-up
+    warm_up = await job_id(poster)
+    await job_end(conn, warm_up)
     before = await asyncio.to_thread(meter.snapshot)
-    answers = await closed_loop(poster, clients=BURST_CLIENTS, total=BURST_RUNS)
+
+    async def finished() -> int:
+        cur = await conn.execute(FINISHED_SQL, (warm_up, warm_up))
+        return (await cur.fetchone())[0]
+
+    answers = await paced(poster, finished, clients=BURST_CLIENTS, total=BURST_RUNS)
     jobs = [json.loads(a)["job_id"] for a in answers]
-    for job in jobs:
-        await job_end(conn, job)
     after = await asyncio.to_thread(meter.snapshot)
     await poster.close()
     steps, seconds, bad = await (await conn.execute(BURST_SQL, (jobs,))).fetchone()

@@ -21,7 +21,7 @@ from conftest import ADMIN_URL
 # the checkout), so the checkout goes on the path for its imports
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench import accounting, goals, n8n  # noqa: E402
-from bench.driver import DriverError, Poster, closed_loop  # noqa: E402
+from bench.driver import DriverError, Poster, paced  # noqa: E402
 
 # burns CPU until it has used ~0.3 s of its own, says how much, then waits to be ended
 BURNER = """
@@ -95,9 +95,12 @@ def test_the_meter_reads_the_whole_postgres_cluster(database_url: str) -> None:
     assert accounting.RABBITMQ not in meter.counted()
 
 
-async def serve_once(status: int, *, chunked: bool = False) -> tuple[asyncio.Server, str]:
+async def serve_once(status: int, *, chunked: bool = False,
+                     connections: list | None = None) -> tuple[asyncio.Server, str]:
     """A server that echoes each POST's body, with a length or in two chunks."""
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if connections is not None:
+            connections.append(writer)
         while (head := await reader.readuntil(b"\r\n\r\n")):
             length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
             body = await reader.readexactly(length)
@@ -118,13 +121,19 @@ async def serve_once(status: int, *, chunked: bool = False) -> tuple[asyncio.Ser
 
 @pytest.mark.parametrize("chunked", [False, True])
 async def test_the_driver_keeps_its_connections_and_reads_the_answers(chunked: bool) -> None:
-    server, url = await serve_once(201, chunked=chunked)
+    connections: list = []
+    server, url = await serve_once(201, chunked=chunked, connections=connections)
     async with server:
         poster = Poster(url, "t0ken", "/v1/x", {"n": 1})
-        answers = await closed_loop(poster, clients=3, total=10)
+
+        async def finished() -> int:  # the echo's "execution" ends with its answer
+            return poster.sent
+
+        answers = await paced(poster, finished, clients=3, total=10, poll_s=0.001)
         await poster.close()
     assert answers == [b'{"n": 1}'] * 10
     assert poster.sent == 10
+    assert 1 <= len(connections) <= 3, "never more than the clients at once"
 
 
 async def test_the_driver_raises_on_an_error_status() -> None:
