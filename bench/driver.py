@@ -20,6 +20,10 @@ class DriverError(Exception):
     """The server answered something the driver cannot read, or an error status."""
 
 
+class Closed(DriverError):
+    """The connection was closed before an answer began."""
+
+
 def request_bytes(host: str, path: str, body: bytes, headers: dict[str, str]) -> bytes:
     head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
     return (f"POST {path} HTTP/1.1\r\nhost: {host}\r\ncontent-length: {len(body)}\r\n"
@@ -44,6 +48,8 @@ class Connection:
         """Send prepared bytes; the answer's status and body."""
         self.writer.write(request)
         status_line = await self.reader.readline()
+        if not status_line:
+            raise Closed("the server closed the connection")
         length, chunked = None, False
         while (line := await self.reader.readline()) not in (b"\r\n", b""):
             name, _, value = line.partition(b":")
@@ -91,21 +97,36 @@ class Poster:
 
     async def post(self) -> bytes:
         """One POST; the answer's body (a status outside 2xx raises)."""
-        conn = self._idle.pop() if self._idle else await Connection.open(self.base_url)
-        try:
-            status, body = await conn.send(self.request)
-            while status in self.retry:
-                self.retried += 1
-                await asyncio.sleep(RETRY_S)
-                status, body = await conn.send(self.request)
-        except BaseException:
-            conn.writer.close()  # half an answer may be left on it
-            raise
-        self._idle.append(conn)
+        status, body = await self._send()
+        while status in self.retry:
+            self.retried += 1
+            await asyncio.sleep(RETRY_S)
+            status, body = await self._send()
         self.sent += 1
         if not 200 <= status < 300:
             raise DriverError(f"POST answered {status}: {body[:200]!r}")
         return body
+
+    async def _send(self) -> tuple[int, bytes]:
+        """On a kept connection if there is one; a server may close a connection it
+        has kept idle (node's after 5 s) just as a request goes out, and then the
+        request is sent again on a new one, as HTTP clients do."""
+        if self._idle:
+            conn = self._idle.pop()
+            try:
+                return self._keep(conn, await conn.send(self.request))
+            except (ConnectionError, Closed):
+                conn.writer.close()
+        conn = await Connection.open(self.base_url)
+        try:
+            return self._keep(conn, await conn.send(self.request))
+        except BaseException:
+            conn.writer.close()  # half an answer may be left on it
+            raise
+
+    def _keep(self, conn: Connection, answer: tuple[int, bytes]) -> tuple[int, bytes]:
+        self._idle.append(conn)
+        return answer
 
     async def close(self) -> None:
         idle, self._idle = self._idle, []
@@ -119,11 +140,17 @@ async def paced(poster: Poster, finished: Callable[[], Awaitable[int]], *, clien
     from ``clients`` clients that each call again only when an execution has finished:
     at most ``clients`` unfinished at once. ``finished`` counts the finished ones."""
     tasks: list[asyncio.Task[bytes]] = []
+    failed: list[asyncio.Task[bytes]] = []
     deadline = asyncio.get_running_loop().time() + timeout_s
     while (done := await finished()) < total:
+        if failed:
+            await failed[0]  # its error, rather than waiting for an execution never started
         if asyncio.get_running_loop().time() > deadline:
             raise DriverError(f"{done} of {total} executions finished after {timeout_s:.0f}s")
         room = min(clients - (len(tasks) - done), total - len(tasks))
-        tasks += [asyncio.create_task(poster.post()) for _ in range(max(room, 0))]
+        for _ in range(max(room, 0)):
+            tasks.append(task := asyncio.create_task(poster.post()))
+            task.add_done_callback(lambda t: failed.append(t)
+                                   if t.cancelled() or t.exception() else None)
         await asyncio.sleep(poll_s)
     return [await task for task in tasks]

@@ -95,9 +95,11 @@ def test_the_meter_reads_the_whole_postgres_cluster(database_url: str) -> None:
     assert accounting.RABBITMQ not in meter.counted()
 
 
-async def serve_once(status: int, *, chunked: bool = False,
+async def serve_once(status: int, *, chunked: bool = False, close: bool = False,
                      connections: list | None = None) -> tuple[asyncio.Server, str]:
-    """A server that echoes each POST's body, with a length or in two chunks."""
+    """A server that echoes each POST's body, with a length or in two chunks; with
+    ``close``, it closes each connection after its first answer, as a server does with
+    a connection kept idle too long."""
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if connections is not None:
             connections.append(writer)
@@ -113,6 +115,9 @@ async def serve_once(status: int, *, chunked: bool = False,
                 writer.write(b"HTTP/1.1 %d X\r\ncontent-length: %d\r\n\r\n%s"
                              % (status, len(body), body))
             await writer.drain()
+            if close:
+                writer.close()
+                return
 
     server = await asyncio.start_server(answer, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
@@ -134,6 +139,17 @@ async def test_the_driver_keeps_its_connections_and_reads_the_answers(chunked: b
     assert answers == [b'{"n": 1}'] * 10
     assert poster.sent == 10
     assert 1 <= len(connections) <= 3, "never more than the clients at once"
+
+
+async def test_the_driver_sends_again_when_a_kept_connection_was_closed() -> None:
+    connections: list = []
+    server, url = await serve_once(202, close=True, connections=connections)
+    async with server:
+        poster = Poster(url, None, "/", {"n": 2})
+        answers = [await poster.post() for _ in range(3)]
+        await poster.close()
+    assert answers == [b'{"n": 2}'] * 3
+    assert len(connections) == 3
 
 
 async def test_the_driver_raises_on_an_error_status() -> None:
