@@ -1,5 +1,6 @@
-"""``make bench``: measure this machine's raw limits and the relay's figures in one run,
-print them side by side, and keep them as JSON under ``bench/results/``.
+"""``make bench``: measure this machine's raw limits, the relay's figures and the whole
+platform's in one run, print them side by side and then issue 16's goals table, and
+keep them as JSON under ``bench/results/``.
 
 Needs this machine's PostgreSQL and RabbitMQ (``STEPLINE_BENCH_ADMIN_URL``,
 ``STEPLINE_BENCH_AMQP_URL``); makes a scratch database and queues of its own and

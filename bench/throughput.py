@@ -14,7 +14,7 @@ from typing import Any
 
 import psycopg
 
-from bench.accounting import DRIVER, per_step_ms, spent
+from bench.accounting import DRIVER, Meter, per_step_ms, spent
 from bench.driver import Poster
 from bench.stack import Stack, chain, create_workflow, database_now
 
@@ -92,7 +92,7 @@ async def scenario_throughput(s: Stack, admin_url: str) -> dict[str, Any]:
                  *(asyncio.create_task(load.client()) for _ in range(CONNECTIONS))]
         rss_before = s.rss_mb()
         await asyncio.sleep(WARMUP_S)
-        window = await measured_window(s, meter, load, poster)
+        window = await measured_window(s, meter, poster)
         load.stop.set()
         await asyncio.gather(*tasks)
         await poster.close()
@@ -105,7 +105,7 @@ async def scenario_throughput(s: Stack, admin_url: str) -> dict[str, Any]:
     return finish(window, steps, meter.counted())
 
 
-async def measured_window(s: Stack, meter: Any, load: Load, poster: Poster) -> dict[str, Any]:
+async def measured_window(s: Stack, meter: Meter, poster: Poster) -> dict[str, Any]:
     """THROUGHPUT_S of load between two CPU snapshots, each paired with the database's
     clock (the step count is read between those two instants)."""
     async with await psycopg.AsyncConnection.connect(s.database_url, autocommit=True) as clock:
