@@ -69,3 +69,6 @@ clean:
 include control-plane/ui/ui.mk
 # the servers the tests start for themselves (Dovecot)
 include tests/servers.mk
+
+# make bench-peers: n8n side by side
+include bench/bench.mk

@@ -1,5 +1,6 @@
-"""``make bench``: measure this machine's raw limits and the relay's figures in one run,
-print them side by side, and keep them as JSON under ``bench/results/``.
+"""``make bench``: measure this machine's raw limits, the relay's figures and the whole
+platform's in one run, print them side by side and then issue 16's goals table, and
+keep them as JSON under ``bench/results/``.
 
 Needs this machine's PostgreSQL and RabbitMQ (``STEPLINE_BENCH_ADMIN_URL``,
 ``STEPLINE_BENCH_AMQP_URL``); makes a scratch database and queues of its own and
@@ -15,6 +16,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,7 +26,7 @@ import psycopg
 from alembic import command
 from alembic.config import Config
 
-from bench import e2e, raw
+from bench import accounting, e2e, goals, raw
 from bench.relay import (
     DISPATCHED,
     FUNCTION,
@@ -34,6 +36,7 @@ from bench.relay import (
     sample_row,
     summary_ms,
 )
+from bench.stack import FUNCTIONS
 from stepline_control.onemachine.children import function_child
 from stepline_relay.amqp import Broker, delete
 from stepline_relay.mapping import from_amqp, to_amqp, to_http
@@ -210,24 +213,30 @@ def main() -> None:
     started = time.perf_counter()
     context: dict[str, Any] = {
         "when": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "cpus": os.cpu_count(),
-        "python": platform.python_version(), "load_before": _load(),
+        "python": platform.python_version(), "load_before": load_average(),
     }
     with scratch_database() as database_url, echo_server() as (host, port):
         context |= asyncio.run(server_versions(database_url))
         results = asyncio.run(measure(database_url, host, port))
     figures = report(results, context)
     if os.environ.get("STEPLINE_BENCH_E2E", "1") != "0":
-        print("\nEnd to end, the whole platform (issue 7), every step durable:", flush=True)
-        platform_results = e2e.measure(scratch_database, AMQP_URL)
-        rows, figures["end_to_end"] = e2e.table(platform_results, {
-            "publish": figures["raw"]["confirmed_publish_per_s"],
-            "consume": figures["raw"]["consume_ack_per_s"],
-            "commit": figures["raw"]["single_row_commit_per_s"],
-            "post": figures["raw"]["http_post_func_python_per_s"],
-            "commit_ms": figures["relay"]["writer_insert_commit_ms"]["median"],
-        })
-        e2e.print_table(rows)
-    context["load_after"] = _load()
+        print("\nEnd to end, the whole platform, every step durable:", flush=True)
+        platform_results = e2e.measure(scratch_database, AMQP_URL, ADMIN_URL)
+        raw_limits = goals.Raw(
+            publish=figures["raw"]["confirmed_publish_per_s"],
+            consume=figures["raw"]["consume_ack_per_s"],
+            commit=figures["raw"]["single_row_commit_per_s"],
+            post=figures["raw"]["http_post_func_python_per_s"],
+            commit_ms=figures["relay"]["writer_insert_commit_ms"]["median"])
+        rows = goals.goals(platform_results, raw_limits, figures["relay"]["rows_per_s"],
+                           chain_steps=e2e.CHAIN_STEPS, fanout_items=e2e.FANOUT_ITEMS,
+                           functions=FUNCTIONS)
+        goals.print_goals(rows)
+        print_cpu(platform_results)
+        print_peers(latest_peers())
+        figures["end_to_end"] = {"goals": [asdict(g) for g in rows],
+                                 "details": platform_results}
+    context["load_after"] = load_average()
     context["seconds"] = round(time.perf_counter() - started, 1)
     print(f"  load average {context['load_before']} before, {context['load_after']} after")
     RESULTS.mkdir(exist_ok=True)
@@ -236,7 +245,44 @@ def main() -> None:
     print(f"  ({context['seconds']}s; written to {out.relative_to(ROOT)})")
 
 
-def _load() -> str:
+NOT_COUNTED = {
+    accounting.DRIVER: "the bench's own",
+    accounting.PG_OTHERS: "other agents' databases",
+    accounting.PG_EXITED: "whose is unknown, mostly other agents' short connections",
+}
+
+
+def print_cpu(results: dict[str, Any]) -> None:
+    """Where each step's CPU went, per process group, and the driver's own cost."""
+    for mode, run in results.items():
+        t = run["throughput"]
+        groups = sorted(t["cpu_ms_per_step"].items(), key=lambda kv: -kv[1])
+        print(f"\n  CPU per step, {mode} ({t['steps']:,} steps in {t['seconds']:.0f} s), ms:")
+        for name, ms in groups:
+            note = f"  (not counted: {NOT_COUNTED.get(name, 'not a step')})" \
+                if name in t["cpu_not_counted"] else ""
+            print(f"    {name:<40}{ms:6.2f}{note}")
+        print(f"    the driver: {t['driver_ms_per_post']:.3f} ms of CPU a POST, "
+              f"{t['driver_core_share']:.0%} of a core ({t['posts']:,} POSTs)")
+
+
+def latest_peers() -> dict[str, Any] | None:
+    found = sorted(RESULTS.glob("peers-*.json"))
+    return json.loads(found[-1].read_text()) if found else None
+
+
+def print_peers(peers: dict[str, Any] | None) -> None:
+    """The n8n row, from the last ``make bench-peers`` (n8n is not started here: its
+    install and start-up alone would take this bench's whole time)."""
+    if peers is None:
+        print("\n  n8n side by side: no result yet (make bench-peers)")
+        return
+    print(f"\n  n8n side by side, from make bench-peers at {peers['context']['when']}:")
+    for line in peers["lines"]:
+        print(f"    {line}")
+
+
+def load_average() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 

@@ -15,7 +15,8 @@ from pathlib import Path
 import psycopg
 
 from bench.__main__ import AMQP_URL, scratch_database
-from bench.e2e import IN_FLIGHT_JOBS, chain, create_workflow, stack, start
+from bench.stack import chain, create_workflow, stack, start
+from bench.throughput import IN_FLIGHT_JOBS
 
 SAMPLE_EVERY_S = 30.0
 JOBS_PER_S = 40  # 120 steps/s: well inside what the platform sustains on two cores
