@@ -13,6 +13,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
+from stepline.packet import BATCH_TYPE, batch_body
 from stepline_control.onemachine.children import Child, url_of
 from support import control_plane, create_workflow, pending_event, post, running_function
 
@@ -165,3 +166,29 @@ async def test_a_job_whose_end_check_was_lost_is_ended_by_the_sweep(database_url
             uuid.UUID(job_id),
             "succeeded",
         )
+
+
+async def test_a_batch_answers_each_event_as_if_it_came_alone(
+    database_url: str, transform: Child
+) -> None:
+    """The one-machine relay's batch: its events delivered at once, each answered with
+    its own status; the same event twice in one batch counts once."""
+    await start(database_url, {"items": [{"n": 1}, {"n": 2}]})
+    with psycopg.connect(database_url, row_factory=dict_row) as conn:
+        row = conn.execute("SELECT attributes, data FROM outbox WHERE status = 'pending'"
+                           ).fetchone()
+    bad = dict(row["attributes"], id="bad-one", type="com.example.other")
+    items = [(row["attributes"], json.dumps(row["data"])), (bad, json.dumps(row["data"])),
+             (row["attributes"], json.dumps(row["data"]))]
+    headers = {"ce-specversion": "1.0", "ce-id": "batch-1", "ce-type": BATCH_TYPE,
+               "ce-source": "/tests", "content-type": "application/json"}
+    response = post(url_of(transform), headers=headers, content=batch_body(items))
+    assert response.status_code == 200, response.text
+    answers = response.json()["results"]
+    good_id = row["attributes"]["id"]
+    assert [(a["id"], a["status"]) for a in answers] == [(good_id, 200), ("bad-one", 400),
+                                                        (good_id, 200)]
+    assert sorted(a.get("outcome") for a in answers if a["status"] == 200) == [
+        "duplicate", "succeeded"]
+    after = snapshot(database_url)
+    assert len(after["processes"]) == 4 and after["inbox"] == 1  # start, shape, 2 x again

@@ -15,6 +15,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from stepline.packet import BATCH_TYPE
 from stepline_control.onemachine.children import relay_child
 from support import (
     ItemsApi,
@@ -25,6 +26,7 @@ from support import (
     control_plane,
     create_workflow,
     eventually,
+    json_reply,
     platform,
     postgres_connection,
     wait_for_job,
@@ -34,7 +36,8 @@ pytestmark = pytest.mark.slow
 
 
 class Recorder(LocalHttp):
-    """A stand-in function that records the CloudEvent ids it receives, and when."""
+    """A stand-in function that records the CloudEvent ids it receives, and when, and
+    answers each with ``status`` (a batch event: each event it carries, in its answer)."""
 
     def __init__(self, status: int = 200, delay_s: float = 0.0) -> None:
         self.received: Counter[str] = Counter()
@@ -45,10 +48,15 @@ class Recorder(LocalHttp):
 
     def _respond(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Reply:
         time.sleep(self.delay_s)
+        batch = headers.get("ce-type") == BATCH_TYPE
+        ids = [e["attributes"]["id"] for e in json.loads(body)] if batch else [headers["ce-id"]]
         with self._lock:
-            self.received[headers["ce-id"]] += 1
-            self.arrived.setdefault(headers["ce-id"], time.time())
-        return self.status, {}, b""
+            for event_id in ids:
+                self.received[event_id] += 1
+                self.arrived.setdefault(event_id, time.time())
+        if not batch:
+            return self.status, {}, b""
+        return json_reply(200, {"results": [{"id": i, "status": self.status} for i in ids]})
 
 
 def insert_rows(

@@ -17,6 +17,8 @@ import time
 from typing import Any
 from wsgiref.simple_server import WSGIServer
 
+from cloudevents.core.base import BaseCloudEvent
+
 from stepline import bounded
 from stepline.context import Handler, RawHttp, Trigger
 from stepline.db import create_pool
@@ -31,6 +33,7 @@ from stepline.errors import (
 )
 from stepline.lifecycle import Outcome
 from stepline.metrics import FunctionMetrics, metrics_address, result_of_status, serve
+from stepline.packet import BATCH_TYPE, events_of_batch
 from stepline.settings import Settings
 from stepline.step import StepRuntime
 
@@ -96,6 +99,14 @@ class FunctionHost:
         if isinstance(self.handler, RawHttp):
             return await self._handle_http(scope, receive, send, started)
         event = scope["event"]
+        if event.get_type() == BATCH_TYPE:
+            return await self._handle_batch(event, send)
+        status, body = await self._deliver(event, started)
+        await respond(send, status, body)
+
+    async def _deliver(self, event: BaseCloudEvent, started: float
+                       ) -> tuple[int, dict[str, Any]]:
+        """One event's delivery, counted and timed: its HTTP status and answer."""
         try:
             runtime = await self._runtime_ready()
             if isinstance(self.handler, Trigger):
@@ -114,7 +125,21 @@ class FunctionHost:
         status = http_status(outcome)
         result = outcome.value if isinstance(outcome, Outcome) else result_of_status(status)
         self.metrics.observe(result, status, time.perf_counter() - started)
-        await respond(send, status, body)
+        return status, body
+
+    async def _handle_batch(self, batch: BaseCloudEvent, send: Any) -> None:
+        """A batch of events in one request (the one-machine relay sends them so): each
+        delivered as if it came alone, all at once, so that their begins and successes
+        are committed together; one answer with each event's status."""
+        started = time.perf_counter()
+        try:
+            events = events_of_batch(batch)
+        except MalformedEvent as exc:
+            return await respond(send, http_status(exc), error_body(exc))
+        answers = await asyncio.gather(*(self._deliver(event, started) for event in events))
+        await respond(send, 200, {"results": [
+            {"id": event.get_id(), "status": status, **body}
+            for event, (status, body) in zip(events, answers, strict=True)]})
 
     async def _handle_http(self, scope: dict[str, Any], receive: Any, send: Any,
                            started: float) -> None:

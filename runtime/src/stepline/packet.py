@@ -6,6 +6,7 @@ outbox row's ``event_id``)."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -17,6 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from stepline.errors import MalformedEvent
 
 EVENT_TYPE = "dev.stepline.process.v1"
+# many events in one request: the one-machine relay's way of saving a request per step
+BATCH_TYPE = "dev.stepline.batch.v1"
+BATCH_MAX = 1000
 JSON = "application/json"
 # the deepest a payload may nest arrays and objects: far past any real document, and
 # short of the depth at which Python's own recursion (pickle, json) gives up
@@ -93,6 +97,30 @@ def to_cloudevent(attributes: dict[str, Any], data: Any) -> CloudEvent:
     if isinstance(attrs.get("time"), str):
         attrs["time"] = datetime.fromisoformat(attrs["time"])
     return CloudEvent(attributes=attrs, data=data)
+
+
+def batch_body(items: list[tuple[dict[str, Any], str]]) -> bytes:
+    """A batch event's data: ``[{"attributes": ..., "data": ...}, ...]``, each event's
+    data passed on as the JSON text it already is (never parsed and written again)."""
+    parts = [f'{{"attributes":{json.dumps(attributes)},"data":{data}}}'
+             for attributes, data in items]
+    return ("[" + ",".join(parts) + "]").encode()
+
+
+def batch_attributes(*, event_id: str, source: str) -> dict[str, Any]:
+    return {"specversion": "1.0", "id": event_id, "type": BATCH_TYPE, "source": source,
+            "datacontenttype": JSON}
+
+
+def events_of_batch(batch: BaseCloudEvent) -> list[CloudEvent]:
+    """The events a batch carries, or :class:`MalformedEvent` saying why not."""
+    items = batch.get_data()
+    if not isinstance(items, list) or len(items) > BATCH_MAX:
+        raise MalformedEvent(f"a batch's data is an array of at most {BATCH_MAX} events")
+    try:
+        return [to_cloudevent(item["attributes"], item.get("data")) for item in items]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise MalformedEvent(f"a batch holds something that is no event: {exc}") from exc
 
 
 def packet_from_event(event: BaseCloudEvent) -> Packet:
