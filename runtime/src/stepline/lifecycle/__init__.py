@@ -4,7 +4,8 @@
 - :mod:`.admission` is the one rule that lets a start in or refuses it (a pure function
   over one row): account blocked, workflow blocked or paused, monthly quota.
 - :mod:`.start` is the one way a job starts — manual starts, Webhook calls, schedule
-  ticks, Workflow.call children alike.
+  ticks, Workflow.call children and service calls alike (:mod:`.services`: a call's
+  service, its caller's right to it, its input).
 - :mod:`.unit` is the unit of work: one transaction, then the end check of every job it
   touched, so no caller ends a job by hand.
 - :mod:`.outcomes` records what became of a delivery (succeeded, failed, retry, waiting,
@@ -17,6 +18,7 @@ from stepline.lifecycle.admission import Gate, Refusal, refusal
 from stepline.lifecycle.deadletters import DeadLetter, keep, transport_gave_up
 from stepline.lifecycle.jobs import cancel, finish, finish_stale, redeliver
 from stepline.lifecycle.outcomes import Delivery, Duplicate, Outcome
+from stepline.lifecycle.services import InvalidInput, ServiceTarget, ServiceUnavailable
 from stepline.lifecycle.start import (
     CONFIGURED,
     NotStartable,
@@ -34,9 +36,9 @@ from stepline.lifecycle.unit import Unit, work
 from stepline.lifecycle.versions import Versions, version_from_rows
 
 __all__ = [
-    "CONFIGURED", "DeadLetter", "Delivery", "Duplicate", "Gate", "NotStartable", "Outcome",
-    "Parent", "Refusal", "StartRefused", "Started", "Starter", "StepTarget", "Unit",
-    "Versions", "WorkflowTarget", "admission", "cancel", "finish", "finish_stale", "keep",
-    "month_processes", "redeliver", "refusal", "start", "transport_gave_up",
-    "version_from_rows", "work",
+    "CONFIGURED", "DeadLetter", "Delivery", "Duplicate", "Gate", "InvalidInput",
+    "NotStartable", "Outcome", "Parent", "Refusal", "ServiceTarget", "ServiceUnavailable",
+    "StartRefused", "Started", "Starter", "StepTarget", "Unit", "Versions", "WorkflowTarget",
+    "admission", "cancel", "finish", "finish_stale", "keep", "month_processes", "redeliver",
+    "refusal", "start", "transport_gave_up", "version_from_rows", "work",
 ]

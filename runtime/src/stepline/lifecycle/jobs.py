@@ -57,9 +57,18 @@ async def redeliver(conn: psycopg.AsyncConnection, process_id: uuid.UUID) -> boo
 
 async def cancel(conn: psycopg.AsyncConnection, job_id: uuid.UUID) -> bool:
     """Cancel a running job with its pending processes and undelivered messages, in the
-    caller's transaction. False if the job had already ended."""
-    if await fetch_one(conn, "job_cancel", job_id=job_id) is None:
+    caller's transaction, and with them the child jobs its processes wait for (a service
+    call runs in another account, but it is the caller's to stop). A cancelled child job
+    delivers its parent process again, which then fails: no caller waits for ever on a
+    call its publisher stopped. False if the job had already ended."""
+    cancelled = await fetch_one(conn, "job_cancel", job_id=job_id)
+    if cancelled is None:
         return False
+    children = await fetch_all(conn, "job_children_running", job_id=job_id)
     await execute(conn, "job_cancel_processes", job_id=job_id)
     await execute(conn, "job_cancel_outbox", job_id=job_id)
+    for child in children:  # calls nest a few levels deep at most (MAX_CALL_DEPTH)
+        await cancel(conn, child["id"])
+    if cancelled["parent_process_id"]:
+        await redeliver(conn, cancelled["parent_process_id"])
     return True
