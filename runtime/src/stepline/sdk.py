@@ -9,8 +9,8 @@ or fires a trigger (``async def fire(self, runtime, event)``). It signals a fail
 :class:`TemporaryError` (the step's retry policy applies), and a result that comes later
 with :class:`Waiting`. Its context gives it the packet, the typed config, a log, and
 capabilities: ``await ctx.connection(name, kind=...)``, ``await ctx.start_child(...)``,
-``await ctx.child_job()``; :class:`Outbound` calls HTTP APIs behind the platform's
-address guard."""
+``await ctx.start_service(...)``, ``await ctx.child_job()``; :class:`Outbound` calls HTTP
+APIs behind the platform's address guard."""
 
 from stepline.catalog import (
     CATALOG,
@@ -22,6 +22,7 @@ from stepline.catalog import (
     NextLinkPagination,
     PagePagination,
     RdStationGetLeadsConfig,
+    ServiceCallConfig,
     TransformConfig,
     WebhookConfig,
     WorkflowCallConfig,
@@ -49,7 +50,8 @@ __all__ = [
     "CATALOG", "CONFIGURED", "ChildJob", "ConditionConfig", "Context", "CronJobConfig",
     "DatabaseQueryConfig", "FunctionHost", "FunctionSpec", "Handler", "HttpRequestConfig",
     "MalformedEvent", "NextLinkPagination", "Outbound", "PagePagination", "PermanentError",
-    "RawHttp", "RdStationGetLeadsConfig", "Refusal", "Rejected", "Route", "Started",
+    "RawHttp", "RdStationGetLeadsConfig", "Refusal", "Rejected", "Route", "ServiceCallConfig",
+    "Started",
     "StepTarget", "StoredConnection", "TemporaryError", "TransformConfig", "Trigger",
     "TriggerRuntime", "Unauthorized", "Waiting", "WebhookConfig", "WorkflowCallConfig",
     "WorkflowTarget", "bearer", "decode", "parse_webhook_call", "skipped", "token_check",

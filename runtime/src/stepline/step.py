@@ -74,7 +74,7 @@ class StepRuntime:
         except PermanentError as exc:
             return await self._malformed(delivery, str(exc))
         step = version.by_id(packet.step.id)
-        if step is None or step.function != self.consumer:
+        if step is None or not self._serves(step.function):
             return await self._malformed(
                 delivery, f"step {packet.step.key!r} is not a {self.consumer} step of this version")
         state = await fetch_one(conn, "delivery_begin", consumer=self.consumer,
@@ -91,6 +91,12 @@ class StepRuntime:
         if state["status"] in ("succeeded", "failed"):
             return Outcome.DUPLICATE
         return step, version
+
+    def _serves(self, function: str) -> bool:
+        """A handler serves its own function, or those its ``serves`` accepts (the one
+        handler of every published service)."""
+        serves = getattr(self.handler, "serves", None)
+        return serves(function) if serves is not None else function == self.consumer
 
     async def _malformed(self, delivery: Delivery, reason: str) -> Outcome:
         await self.dead_letter(delivery.event, reason=reason)
@@ -219,17 +225,33 @@ class StepRuntime:
 
     async def start_child(self, packet: Packet, workflow_id: uuid.UUID, payload: Any
                           ) -> lifecycle.Started:
+        started = await self.start(
+            lifecycle.WorkflowTarget(workflow_id, packet.account.id), payload=payload,
+            trigger="call", idempotency_key=f"call:{packet.process.id}",
+            parent=await self._parent(packet))
+        if isinstance(started, lifecycle.Refusal):
+            raise PermanentError(f"the child job cannot start: {started.message}")
+        return started
+
+    async def start_service(self, packet: Packet, name: str, payload: Any
+                            ) -> lifecycle.Started:
+        """The child job runs in the publisher's account: no user of the caller's goes
+        with it."""
+        started = await self.start(
+            lifecycle.ServiceTarget(name, packet.account.id), payload=payload,
+            trigger="service", idempotency_key=f"call:{packet.process.id}",
+            parent=await self._parent(packet))
+        if isinstance(started, lifecycle.Refusal):
+            raise PermanentError(started.message)
+        return started
+
+    async def _parent(self, packet: Packet) -> lifecycle.Parent:
+        """The calling process, for a child job; refused past the depth limit."""
         async with connection(self.pool) as conn:
             depth = (await fetch_one(conn, "job_depth", job_id=packet.job.id))["depth"] + 1
         if depth > MAX_CALL_DEPTH:
             raise PermanentError(f"calls nest deeper than {MAX_CALL_DEPTH}: refused")
-        started = await self.start(
-            lifecycle.WorkflowTarget(workflow_id, packet.account.id), payload=payload,
-            trigger="call", idempotency_key=f"call:{packet.process.id}",
-            parent=lifecycle.Parent(packet.process.id, depth))
-        if isinstance(started, lifecycle.Refusal):
-            raise PermanentError(f"the child job cannot start: {started.message}")
-        return started
+        return lifecycle.Parent(packet.process.id, depth)
 
 
 def error(kind: str, message: str, packet: Packet) -> dict[str, Any]:
