@@ -42,9 +42,9 @@ class HttpTransport:
         return list(await asyncio.gather(*(self._post(row) for row in rows)))
 
     async def _post(self, row: Row) -> Result:
-        url = self.function_urls.get(row.destination)
+        url = row.url or self.function_urls.get(row.target)
         if url is None:
-            return Retry(row, f"no URL configured for function {row.destination!r}")
+            return Retry(row, f"no URL configured for function {row.target!r}")
         message = to_binary_event(to_cloudevent(row.attributes, row.data))
         try:
             async with self._client().post(url, headers=message.headers,
