@@ -153,6 +153,8 @@ def _check_step(step: StepDefinition, by_key: dict[str, StepDefinition],
     else:
         schema = _validator(json.dumps(function.config_schema, sort_keys=True))
         for err in sorted(schema.iter_errors(step.config), key=str):
+            if function.kind == "service" and _templated(err.instance):
+                continue  # a service's input is checked once the call has rendered it
             path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err.absolute_path)
             yield Problem(step.key, f"config{path}", err.message)
     try:
@@ -169,6 +171,10 @@ def _check_step(step: StepDefinition, by_key: dict[str, StepDefinition],
     if step.function == "Condition" and step.output is None:
         yield Problem(step.key, "output", "output is null, so no branch would ever run")
     yield from _check_config(step, is_operator)
+
+
+def _templated(value: Any) -> bool:
+    return isinstance(value, str) and templates._is_template(value)
 
 
 def _check_config(step: StepDefinition, is_operator: bool) -> Iterator[Problem]:
