@@ -6,47 +6,17 @@ caller cancels the call, a cancelled call wakes its caller."""
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import psycopg
 import pytest
-from cp_support import Api, api, manual_then, project, workflow
+from cp_support import api, manual_then
+from market import SERVICE, Market, market
 from psycopg.rows import dict_row
 
 from stepline import lifecycle
 from stepline.errors import PermanentError
-
-ENRICH_SCHEMA = {"type": "object", "required": ["email"],
-                 "properties": {"email": {"type": "string"}}}
-SERVICE = "Acme.enrichLead"
-
-
-@dataclass
-class Market:
-    """A publisher with one public service, and a caller whose workflow uses it."""
-
-    acme: dict[str, Any]
-    publisher: httpx.AsyncClient
-    buyer: dict[str, Any]
-    caller: httpx.AsyncClient
-    service: dict[str, Any]
-    calling: dict[str, Any]  # the caller's workflow: Manual -> the service
-
-
-async def market(platform: Api) -> Market:
-    acme, publisher = await platform.account("Acme")
-    buyer, caller = await platform.account("Buyer")
-    flow = await workflow(publisher, manual_then("Transform", {"expression": "{lead: email}"}),
-                          project_id=await project(publisher, "services"))
-    service = (await publisher.post("/v1/services", json={
-        "workflow_id": flow["id"], "name": SERVICE, "visibility": "public",
-        "input_schema": ENRICH_SCHEMA, "price_per_call": "0.25"})).json()
-    calling = await workflow(caller, [
-        {"key": "start", "function": "Manual", "next": "enrich"},
-        {"key": "enrich", "function": SERVICE, "output": None}])
-    return Market(acme, publisher, buyer, caller, service, calling)
 
 
 async def call(database_url: str, caller: str, payload: Any, *, name: str = SERVICE,
@@ -71,8 +41,8 @@ async def bill(client: httpx.AsyncClient) -> dict[str, Any]:
 async def test_a_call_runs_the_pinned_version_for_the_publisher_once_per_caller_process(
         database_url: str) -> None:
     async with api(database_url) as platform:
-        m = await market(platform)
         await platform.operator.patch("/v1/functions/Transform", json={"price_per_process": "0.01"})
+        m = await market(platform)
         newer = await m.publisher.put(f"/v1/workflows/{m.service['workflow_id']}",
                                       json={"name": "v2", "steps": manual_then()})
         assert newer.status_code == 200, newer.text
