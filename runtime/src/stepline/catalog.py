@@ -13,8 +13,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 
-class _Config(BaseModel):
+class FunctionConfig(BaseModel):
+    """The base of every config model: an unknown field is an error, not ignored."""
+
     model_config = ConfigDict(extra="forbid")
+
+
+_Config = FunctionConfig
 
 
 class ManualConfig(_Config):
