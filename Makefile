@@ -32,8 +32,12 @@ functions: $(VENV)/.synced
 	  rm -rf $$d/vendor && mkdir -p $$d/vendor && cp build/runtime/$(RUNTIME_WHEEL_GLOB) $$d/vendor/; \
 	done
 
+# the control plane's port: `make run PORT=8081` when 8080 is taken (the demo API
+# listens on the same port of 127.0.0.2)
+PORT := 8080
+
 run: install ui
-	$(VENV)/bin/stepline-control run
+	$(VENV)/bin/stepline-control run --port $(PORT)
 
 test: install functions ui browser dovecot
 	$(VENV)/bin/lint-imports --no-cache

@@ -203,8 +203,10 @@ document at `/openapi.json` and an interactive page at `/docs`.
 - **Authentication.** Every `/v1/` call needs `Authorization: Bearer <token>`; a missing
   or bad token is `401`. A token belongs to one account and has a role: `viewer` reads,
   `editor` also changes, `admin` also manages tokens. Some calls are for operator
-  accounts only. Each operation below says who may call it; anyone else gets `403`.
-  `make run` prints an operator admin token.
+  accounts only; creating an operator account (`is_operator: true`) takes an operator's
+  admin token, and no account becomes an operator later. Each operation below says who
+  may call it; anyone else gets `403`. `make run` prints an operator admin token, and
+  `GET /v1/me` says whose a token is.
 - **Tenancy.** Every object belongs to one account. An object of another account is
   `404`, never `403`.
 - **Errors.** Every error body is `{"error": {"code", "message", "details"}}` with a 4xx
@@ -307,7 +309,18 @@ JSON Schema, is a `422` naming the step and the field.
 **Templates.** Any string in a step's `config` may hold `{{ expression }}` over the
 packet (`payload`, `job`, `step`, `workflow`, `attempt`, ...), rendered by the runtime
 before the handler runs (`runtime/src/stepline/templates.py`, sandboxed Jinja2). A
-string that is one expression and nothing else keeps the expression's type.
+string that is one expression and nothing else keeps the expression's type. A field
+whose schema says `"x-templated": false` (`Database.query`'s `sql`) is never templated:
+a template there is a `422`, and values reach it only as bound parameters.
+
+**Limits.** What a step's config says is evaluated where it cannot stall anyone
+(`runtime/src/stepline/bounded/`): templates, CEL (`Condition`) and JMESPath
+(`Transform`, `Http.request`) that take longer than 1 s or more than 256 MiB fail their
+step permanently ("`branches[0].when` exceeded 1 s"), as does a template result over
+1 MiB or an expression result over 8 MiB of JSON. `*`, `**` and `%` in a template refuse
+to build a value over 1 MiB (or a number over 16,384 bits). A `Webhook`'s
+`payload_schema` patterns run on RE2 (no backreferences or lookaround: refused when the
+workflow is stored), and a payload nests at most 100 levels deep.
 
 **Input and output.** The catalog holds a JSON Schema for each function's `config`
 only. A function takes any JSON payload; what it reads and what it returns is in its

@@ -7,6 +7,7 @@ import asyncio
 import json
 import threading
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -14,9 +15,18 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
+from cloudevents.core.bindings.http import to_binary_event
 from cryptography.fernet import Fernet
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
 
+from stepline.context import Context
+from stepline.definition import RetryPolicy, Step
+from stepline.packet import Packet, ProcessRef, Ref, StepRef, WorkflowRef, to_cloudevent
+from stepline.secrets import SecretBox
 from stepline.settings import Settings
+from stepline.step import StepRuntime
 from stepline_control.app import create_app
 from stepline_control.onemachine.children import (
     Child,
@@ -68,13 +78,16 @@ def child_env(database_url: str, **extra: str) -> dict[str, str]:
 
 
 class Platform:
-    """The function servers and a relay for one test database."""
+    """The function servers and a relay for one test database; ``env`` overrides the
+    functions' environment (an empty ``STEPLINE_HTTP_ALLOW_CIDRS``, say)."""
 
-    def __init__(self, database_url: str, functions: list[str], log_dir: Path) -> None:
+    def __init__(self, database_url: str, functions: list[str], log_dir: Path,
+                 env: dict[str, str] | None = None) -> None:
         self.database_url, self.log_dir = database_url, log_dir
         folders = function_folders()
         self.functions = {
-            name: function_child(name, folders[name], env=child_env(database_url), log_dir=log_dir)
+            name: function_child(name, folders[name], env=child_env(database_url, **(env or {})),
+                                 log_dir=log_dir)
             for name in functions
         }
         self.relays: list[Child] = []
@@ -114,9 +127,10 @@ def running_function(name: str, database_url: str, log_dir: Path) -> Iterator[Ch
 
 @contextmanager
 def platform(
-    database_url: str, functions: list[str], log_dir: Path, relays: int = 1
+    database_url: str, functions: list[str], log_dir: Path, relays: int = 1,
+    env: dict[str, str] | None = None,
 ) -> Iterator[Platform]:
-    running = Platform(database_url, functions, log_dir)
+    running = Platform(database_url, functions, log_dir, env)
     try:
         running.start_functions()
         for _ in range(relays):
@@ -248,6 +262,16 @@ def postgres_connection(url: str, name: str = "crm") -> dict[str, Any]:
     }
 
 
+def pending_event(url: str) -> tuple[dict[str, str], bytes]:
+    """The oldest pending outbox row as the HTTP request a function would receive."""
+    with psycopg.connect(url, row_factory=dict_row) as conn:
+        row = conn.execute(
+            "SELECT attributes, data FROM outbox WHERE status = 'pending' ORDER BY id LIMIT 1"
+        ).fetchone()
+    message = to_binary_event(to_cloudevent(row["attributes"], row["data"]))
+    return message.headers, message.body
+
+
 def psycopg_conninfo(url: str) -> dict[str, str]:
     from psycopg.conninfo import conninfo_to_dict
 
@@ -264,3 +288,39 @@ def eventually(predicate: Predicate, timeout_s: float = 30.0, what: str = "condi
             return
         time.sleep(0.05)
     raise TimeoutError(f"{what} not reached in {timeout_s}s")
+
+
+class Tenant:
+    """An account written straight into the platform database, its stored connections
+    (as an old row or a bypassed API would hold them: nothing validated), and a step
+    of its run by a handler in this process."""
+
+    def __init__(self, database_url: str) -> None:
+        self.database_url = database_url
+        self.account_id = uuid.uuid4()
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute("INSERT INTO accounts (id, name) VALUES (%s, 'tenant')",
+                         (self.account_id,))
+
+    def store(self, name: str, kind: str, config: dict[str, Any],
+              secret: dict[str, Any] | None = None) -> str:
+        sealed = SecretBox(SECRET_KEY).seal(secret) if secret else None
+        with psycopg.connect(self.database_url, autocommit=True) as conn:
+            conn.execute(
+                "INSERT INTO connections (account_id, name, kind, config, secret) "
+                "VALUES (%s, %s, %s, %s, %s)", (self.account_id, name, kind, Jsonb(config), sealed))
+        return name
+
+    def context(self, runtime: StepRuntime, config: dict[str, Any], key: str = "step") -> Context:
+        packet = Packet(payload={}, account=Ref(id=self.account_id), job=Ref(id=uuid.uuid4()),
+                        workflow=WorkflowRef(id=uuid.uuid4(), version=1),
+                        step=StepRef(id=uuid.uuid4(), key=key), process=ProcessRef(id=uuid.uuid4()))
+        step = Step(id=packet.step.id, workflow_id=packet.workflow.id, key=key, name=None,
+                    function=runtime.handler.spec.name, config=config, next_key=None,
+                    output=None, retry=RetryPolicy())
+        # typed by the function's config model, as the runtime does before a handler runs
+        typed = runtime.handler.spec.config.model_validate(config)
+        return Context(packet=packet, step=step, config=typed, runtime=runtime)
+
+    async def run(self, runtime: StepRuntime, config: dict[str, Any]) -> Any:
+        return await runtime.handler.run(self.context(runtime, config))

@@ -11,12 +11,10 @@ from typing import Any
 
 import psycopg
 import pytest
-from cloudevents.core.bindings.http import to_binary_event
 from psycopg.rows import dict_row
 
-from stepline.packet import to_cloudevent
 from stepline_control.onemachine.children import Child, url_of
-from support import control_plane, create_workflow, post, running_function
+from support import control_plane, create_workflow, pending_event, post, running_function
 
 STEPS = [
     {"key": "start", "function": "Manual", "next": "shape"},
@@ -49,15 +47,6 @@ def snapshot(url: str) -> dict[str, Any]:
             "inbox": conn.execute("SELECT count(*) AS n FROM inbox").fetchone()["n"],
             "jobs": conn.execute("SELECT status FROM jobs").fetchall(),
         }
-
-
-def pending_event(url: str) -> tuple[dict[str, str], bytes]:
-    with psycopg.connect(url, row_factory=dict_row) as conn:
-        row = conn.execute(
-            "SELECT attributes, data FROM outbox WHERE status = 'pending' ORDER BY id LIMIT 1"
-        ).fetchone()
-    message = to_binary_event(to_cloudevent(row["attributes"], row["data"]))
-    return message.headers, message.body
 
 
 async def start(database_url: str, payload: Any) -> str:

@@ -123,7 +123,8 @@ async def test_the_notes_pipeline_lands_every_contact_once(
                 await client.post("/v1/connections", json=postgres_connection(empty_database_url))
                 await client.post(
                     "/v1/connections",
-                    json={"name": "rd", "kind": "http", "config": {}, "secret": {"token": TOKEN}},
+                    json={"name": "rd", "kind": "http", "config": {"base_url": fake.base},
+                          "secret": {"token": TOKEN}},
                 )
                 workflow = await create_workflow(client, steps(fake.base))
                 step_id = next(s["id"] for s in workflow["steps"] if s["key"] == "every5")

@@ -1,7 +1,7 @@
 """docs/tutorial.md, run as a reader runs it: every ```sh block, in order, in one bash
 session, against a platform started as `make run` starts it (`stepline-control run` on a
-fresh data folder, embedded PostgreSQL included), with STEPLINE_URL and TOKEN taken from
-what it printed. A block followed by a ```json expected block must print the same JSON
+fresh data folder, embedded PostgreSQL included), with STEPLINE_URL, TOKEN and DEMO_API
+taken from what it printed. A block followed by a ```json expected block must print the same JSON
 values; by a ```text expected block, the same text. ```shell blocks (`make run`, the
 exports) are the reader's part and are not run."""
 
@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TUTORIAL = ROOT / "docs" / "tutorial.md"
 FENCE = re.compile(r"^```([^\n`]*)\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
 MARKER = "@@tutorial block {}@@"
-PARTNER_PORT = 8099  # the tutorial's stand-in for a partner's service
+PARTNER = ("127.0.0.2", 8099)  # the tutorial's stand-in for a partner's service
 SCRIPT_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 30.0
 
@@ -109,12 +109,13 @@ class Platform:
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         self.lines: list[str] = []
-        self.url = self.token = ""
+        self.url = self.token = self.demo_api = ""
         self._reader = threading.Thread(target=self._drain, daemon=True)
 
     def wait_ready(self) -> None:
         self.url = read_until(self.process, "Stepline is running at ", self.lines).split()[0]
         self.token = read_until(self.process, "Operator token: ", self.lines)
+        self.demo_api = read_until(self.process, "Demo API: ", self.lines).split()[0]
         # keep reading, or the platform blocks once the pipe is full of its logs
         self._reader.start()
 
@@ -167,8 +168,8 @@ def check(block: Block, printed: str) -> None:
 @pytest.mark.slow
 def test_every_command_of_the_tutorial_works_as_the_text_says(tmp_path: Path) -> None:
     with socket.socket() as probe:
-        if probe.connect_ex(("127.0.0.1", PARTNER_PORT)) == 0:
-            pytest.fail(f"port {PARTNER_PORT}, the tutorial's partner service, is taken")
+        if probe.connect_ex(PARTNER) == 0:
+            pytest.fail(f"{PARTNER}, the tutorial's partner service, is taken")
     steps = blocks(TUTORIAL.read_text())
     workdir = tmp_path / "reader"
     workdir.mkdir()
@@ -176,7 +177,8 @@ def test_every_command_of_the_tutorial_works_as_the_text_says(tmp_path: Path) ->
     try:
         platform.wait_ready()
         env = {k: v for k, v in os.environ.items() if not k.startswith("STEPLINE_")}
-        env |= {"STEPLINE_URL": platform.url, "TOKEN": platform.token, "TMPDIR": str(workdir)}
+        env |= {"STEPLINE_URL": platform.url, "TOKEN": platform.token,
+                "DEMO_API": platform.demo_api, "TMPDIR": str(workdir)}
         result = run_script(script(steps), cwd=workdir, env=env)
         printed = outputs(result.stdout)
         if result.returncode != 0:

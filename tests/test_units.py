@@ -108,21 +108,21 @@ class TestPacket:
 class TestTemplates:
     CONTEXT = {"payload": {"id": 7, "name": "Ana", "tags": ["a"]}}
 
-    def test_a_whole_expression_keeps_its_type(self) -> None:
-        assert templates.render(
+    async def test_a_whole_expression_keeps_its_type(self) -> None:
+        assert await templates.render(
             {"x": "{{ payload.id }}", "t": "{{ payload.tags }}"}, self.CONTEXT
         ) == {"x": 7, "t": ["a"]}
 
-    def test_text_with_expressions_renders_to_a_string(self) -> None:
-        assert templates.render(["id={{ payload.id }}"], self.CONTEXT) == ["id=7"]
+    async def test_text_with_expressions_renders_to_a_string(self) -> None:
+        assert await templates.render(["id={{ payload.id }}"], self.CONTEXT) == ["id=7"]
 
-    def test_undefined_names_are_a_permanent_error_naming_the_field(self) -> None:
+    async def test_undefined_names_are_a_permanent_error_naming_the_field(self) -> None:
         with pytest.raises(PermanentError, match=r"config\.url"):
-            templates.render({"url": "{{ payload.nope }}"}, self.CONTEXT)
+            await templates.render({"url": "{{ payload.nope }}"}, self.CONTEXT)
 
-    def test_the_sandbox_refuses_internals(self) -> None:
+    async def test_the_sandbox_refuses_internals(self) -> None:
         with pytest.raises(PermanentError):
-            templates.render({"x": "{{ payload.__class__.__mro__ }}"}, self.CONTEXT)
+            await templates.render({"x": "{{ payload.__class__.__mro__ }}"}, self.CONTEXT)
 
     def test_a_template_that_does_not_parse_is_found_before_storing(self) -> None:
         with pytest.raises(templates.TemplateError) as caught:
@@ -180,6 +180,30 @@ class TestSsrfGuard:
         with pytest.raises(AddressRefused):
             check_address(ip, [])
 
+    @pytest.mark.parametrize(
+        "ip",
+        [
+            "64:ff9b::7f00:1",  # NAT64 of 127.0.0.1
+            "64:ff9b::a9fe:a9fe",  # NAT64 of 169.254.169.254
+            "64:ff9b:1:a00:0:100::",  # local-use NAT64 (/48) of 10.0.0.1
+            "2002:c0a8:1::1",  # 6to4 of 192.168.0.1
+            "2002:7f00:1::",  # 6to4 of 127.0.0.1
+            "::7f00:1",  # IPv4-compatible 127.0.0.1
+            "::a00:1",  # IPv4-compatible 10.0.0.1
+            "2001:0:4136:e378:8000:63bf:f5ff:fffe",  # Teredo, client 10.0.0.1
+            "2001:0:7f00:1:8000:63bf:3fff:fdd2",  # Teredo, server 127.0.0.1
+        ],
+    )
+    def test_ipv4_embedded_in_ipv6_is_judged_by_the_ipv4(self, ip: str) -> None:
+        with pytest.raises(AddressRefused):
+            check_address(ip, [])
+
+    @pytest.mark.parametrize(
+        "ip", ["64:ff9b::808:808", "2002:808:808::1", "::ffff:8.8.8.8", "2606:4700::1111"]
+    )
+    def test_embedded_public_ipv4_and_public_ipv6_pass(self, ip: str) -> None:
+        check_address(ip, [])
+
     def test_public_addresses_and_allowed_networks_pass(self) -> None:
         check_address("93.184.216.34", [])
         check_address("127.0.0.1", [ipaddress.ip_network("127.0.0.0/8")])
@@ -214,3 +238,59 @@ class TestSqlParameters:
             func.bind(["a", "b"], {"a": 1})
         with pytest.raises(PermanentError, match="payload is list"):
             func.bind(["a"], [1])
+
+
+class TestVerbatimFields:
+    """Fields the catalog marks as never templated (Database.query's ``sql``)."""
+
+    CONTEXT = {"payload": {"id": "0 OR true"}}
+
+    def test_the_catalog_marks_sql_and_only_what_must_stay_verbatim(self) -> None:
+        from stepline.catalog import CATALOG, verbatim_fields
+
+        marked = {name: verbatim_fields(spec.config_schema) for name, spec in CATALOG.items()}
+        assert {name: fields for name, fields in marked.items() if fields} == {
+            "Database.query": frozenset({"sql"})
+        }
+
+    async def test_a_verbatim_field_is_left_as_it_is_the_others_rendered(self) -> None:
+        config = {"sql": "SELECT :id", "connection": "{{ payload.id }}"}
+        rendered = await templates.render(config, self.CONTEXT, verbatim=frozenset({"sql"}))
+        assert rendered == {"sql": "SELECT :id", "connection": "0 OR true"}
+
+    async def test_a_template_in_a_verbatim_field_is_a_permanent_error_naming_it(self) -> None:
+        config = {"sql": "SELECT * FROM t WHERE id = {{ payload.id }}"}
+        with pytest.raises(PermanentError, match=r"config\.sql.*never templated"):
+            await templates.render(config, self.CONTEXT, verbatim=frozenset({"sql"}))
+
+
+class TestOrigins:
+    """A connection's credentials are bound to scheme, host and port: nothing less."""
+
+    def credentials(self, base_url: str | None, secret: dict | None = None):
+        from stepline.outbound import Credentials
+        from stepline.step import StoredConnection
+
+        config = {"base_url": base_url} if base_url else {}
+        return Credentials.of(StoredConnection("api", "http", config, secret or {}))
+
+    @pytest.mark.parametrize("url,served", [
+        ("https://api.example/v1/items", True),
+        ("https://api.example:443/other", True),
+        ("http://api.example/v1/items", False),  # https -> http
+        ("https://api.example:8443/v1", False),
+        ("https://evil.example/v1", False),
+        ("https://api.example.evil.example/v1", False),
+    ])
+    def test_the_origin_is_scheme_host_and_port(self, url: str, served: bool) -> None:
+        assert self.credentials("https://api.example/v1/").serves(url) is served
+
+    def test_token_and_secret_headers_are_both_lent_and_hidden(self) -> None:
+        lent = self.credentials("https://api.example", {"token": "t0k", "headers": {"X-K": "k3y"}})
+        assert lent.headers == {"X-K": "k3y", "Authorization": "Bearer t0k"}
+        assert set(lent.secrets) == {"t0k", "k3y"}
+
+    def test_a_secret_without_an_origin_is_lent_nowhere(self) -> None:
+        with pytest.raises(PermanentError, match="no base_url"):
+            self.credentials(None, {"token": "t0k"})
+        assert self.credentials(None).serves("https://anywhere.example/")

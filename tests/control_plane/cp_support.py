@@ -10,6 +10,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import httpx
+import psycopg
 from fastapi import FastAPI
 
 from stepline_control.app import create_app
@@ -94,6 +95,15 @@ async def workflow(client: httpx.AsyncClient, steps: list[dict[str, Any]], *,
                                                         "steps": steps})
     assert response.status_code == 201, response.text
     return response.json()
+
+
+def dead_letter(database_url: str, account_id: str, process_id: str | None) -> int:
+    """A dead letter of the account: of the failed process, or (None) a malformed event."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        return conn.execute(
+            "INSERT INTO dead_letters (consumer, account_id, process_id, origin, reason, body) "
+            "VALUES ('Transform', %s, %s, 'function', 'boom', '{}') RETURNING id",
+            (account_id, process_id)).fetchone()[0]
 
 
 class BlockingApi:

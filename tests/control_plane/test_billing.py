@@ -106,7 +106,8 @@ async def test_retention_keeps_the_bill(database_url: str) -> None:
         month = (datetime.now(UTC) - timedelta(days=40)).strftime("%Y-%m")
         before = (await client.get("/v1/billing", params={"month": month})).json()
         pruned = await prune(platform.app.state.sessions, older_than=timedelta(days=30),
-                             batch=3, max_batches=10)
+                             batch=3, max_batches=10,
+                             dead_letters_older_than=timedelta(days=90))
         after = (await client.get("/v1/billing", params={"month": month})).json()
     assert pruned.jobs == 4
     assert Decimal(before["total"]) == Decimal("0.493824") and after == before

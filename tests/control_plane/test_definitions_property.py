@@ -1,6 +1,8 @@
 """Random and malformed definitions thrown at POST /v1/workflows: never a 500, never a
-partial write, every problem named (step and field), all of a document's problems at
-once."""
+partial write, never a stall (each call is bounded by the client's time-out), every
+problem named (step and field), all of a document's problems at once. Hostile parts are
+mixed in: template, CEL and JMESPath bombs, catastrophic and RE2-refused patterns,
+deep nesting."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from stepline.catalog import CATALOG
 
 MAX_EXAMPLES = 60
 KEYS = ["start", "a", "b", "hot?", "x.y", "", "bad key", "a" * 101]
-FUNCTIONS = [*CATALOG, "Nope", "", 42, None]
+FUNCTIONS = [*CATALOG, "Nope", "", 42, None, *["Webhook"] * 3]
 SETTINGS = settings(max_examples=MAX_EXAMPLES, deadline=None, database=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture,
                                            HealthCheck.too_slow])
@@ -30,7 +32,41 @@ json_values = st.recursive(
     max_leaves=8,
 )
 
+def deep(depth: int) -> Any:
+    value: Any = "x"
+    for _ in range(depth):
+        value = [value] if depth % 2 else {"k": value}
+    return value
+
+
+hostile_templates = st.sampled_from([
+    "{{ 9 ** (9 ** 9) }}", "{{ 'a' * 10**10 }}", "x {{ 'x'|center(1000000000) }}",
+    "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+    "{{ " + "(" * 3000 + "1" + ")" * 3000 + " }}", "{{ payload.__class__ }}", "{{ }}",
+    "{{ 1 }}" * 200,
+])
+hostile_patterns = st.sampled_from(["^(a+)+$", r"(a)\1", "(?=x)", "(?<!y)z", "[", "a{1000}{1000}",
+                                    "\\p{Greek}+", "(" * 500 + ")" * 500])
+hostile_schemas = st.one_of(
+    hostile_patterns.map(lambda p: {"type": "string", "pattern": p}),
+    hostile_patterns.map(lambda p: {"patternProperties": {p: {}},
+                                    "unevaluatedProperties": False}),
+    st.sampled_from([{"type": "nope"}, {"$ref": "#"}, {"$ref": "https://example.com/s"},
+                     {"properties": {"pattern": {"type": "string"}}}, {"minLength": -1}]),
+    st.integers(1, 200).map(lambda n: deep(n)),
+)
+
 plausible_configs = st.one_of(
+    st.fixed_dictionaries({"url": hostile_templates, "headers": st.fixed_dictionaries(
+        {"x": hostile_templates})}),
+    st.fixed_dictionaries({"payload_schema": hostile_schemas}),
+    st.fixed_dictionaries({"expression": st.sampled_from(
+        ["|".join(["[@, @][]"] * 40), "[" * 3000, "a" + ".a" * 5000])}),
+    st.fixed_dictionaries({"branches": st.lists(st.fixed_dictionaries({
+        "when": st.sampled_from(["size(payload.map(x, payload.map(y, y))) > 0",
+                                 "(" * 3000 + "true" + ")" * 3000, "'a' " * 5000]),
+        "next": st.sampled_from(KEYS)}), max_size=2)}),
+    st.fixed_dictionaries({"deep": st.integers(50, 900).map(deep)}),
     st.just({}),
     st.fixed_dictionaries({"expression": st.sampled_from(["@", "items[*].id", "[[[", "{{ x }}"])}),
     st.fixed_dictionaries({"schedule": st.sampled_from(["*/5 * * * *", "61 * * * *", "@daily",

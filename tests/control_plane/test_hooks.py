@@ -48,3 +48,30 @@ async def test_schema_accounts_and_roles(database_url: str) -> None:
         assert (await viewer.post(f"/v1/hooks/{step_id}", json={"order": 1})).status_code == 403
         jobs = (await admin.get("/v1/jobs")).json()["items"]
         assert jobs == []
+
+
+async def test_a_call_that_does_not_parse_is_kept_as_a_dead_letter(database_url: str) -> None:
+    async with api(database_url) as a:
+        account, admin = await a.account("shop")
+        _, other = await a.account("other")
+        step_id = (await workflow(admin, HOOK))["steps"][0]["id"]
+        not_json = await admin.post(f"/v1/hooks/{step_id}", content=b"{oops",
+                                    headers={"content-type": "application/json",
+                                             "cookie": "session=s3cr3t", "x-shop": "42"})
+        assert not_json.status_code == 400
+        no_source = await admin.post(f"/v1/hooks/{step_id}", content=b'{"data": 1}', headers={
+            "content-type": "application/cloudevents+json"})
+        assert no_source.status_code == 400
+
+        listed = (await admin.get("/v1/dead-letters")).json()["items"]
+        assert [d["consumer"] for d in listed] == ["Webhook", "Webhook"]
+        assert {d["origin"] for d in listed} == {"api"}
+        assert {d["account_id"] for d in listed} == {account["id"]}
+        assert "not a valid CloudEvent" in listed[0]["reason"]
+        kept = (await admin.get(f"/v1/dead-letters/{listed[1]['id']}")).json()
+        assert "not JSON" in kept["reason"] and step_id in kept["reason"]
+        assert kept["body"] == "{oops" and kept["headers"]["x-shop"] == "42"
+        assert not {"authorization", "cookie"} & set(kept["headers"])
+        assert "s3cr3t" not in str(kept) and "Bearer" not in str(kept)
+        assert (await other.get("/v1/dead-letters")).json()["items"] == []
+        assert (await admin.get("/v1/jobs")).json()["items"] == []

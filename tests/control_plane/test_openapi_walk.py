@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import psycopg
-from cp_support import Api, api, manual_then, project, workflow
+from cp_support import Api, api, dead_letter, manual_then, project, workflow
 
 UNKNOWN = str(uuid.uuid4())
 PUBLIC = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics")}
@@ -32,6 +32,8 @@ class World:
     connection_id: str
     token_id: str
     hook_step_id: str
+    dead_letter_id: int
+    malformed_id: int
     service_id: str
 
 
@@ -63,6 +65,8 @@ CASES: list[tuple[str, str, Case, Case]] = [
      lambda w: ("anonymous", "/readyz", {"method": "DELETE"}, 405)),
     ("GET", "/metrics", lambda w: ("anonymous", "/metrics", {}, 200),
      lambda w: ("anonymous", "/metrics", {"method": "POST"}, 405)),
+    ("GET", "/v1/me", lambda w: ("viewer", "/v1/me", {}, 200),
+     lambda w: ("viewer", "/v1/me", {"method": "DELETE"}, 405)),
     ("POST", "/v1/accounts",
      lambda w: ("operator", "/v1/accounts", {"json": {"name": "other", "monthly_quota": 5}}, 201),
      lambda w: ("operator", "/v1/accounts", {"json": {"name": "", "monthly_quota": -1}}, 422)),
@@ -200,6 +204,15 @@ CASES: list[tuple[str, str, Case, Case]] = [
      lambda w: ("admin", f"/v1/processes/{w.process_id}/retry", {}, 200),
      # once retried it is pending, not failed: a second retry is refused
      lambda w: ("admin", f"/v1/processes/{w.process_id}/retry", {}, 409)),
+    ("GET", "/v1/dead-letters",
+     lambda w: ("viewer", "/v1/dead-letters?consumer=Transform&resolved=false", {}, 200),
+     lambda w: ("viewer", "/v1/dead-letters?job_id=nope", {}, 422)),
+    ("GET", "/v1/dead-letters/{dead_letter_id}",
+     lambda w: ("viewer", f"/v1/dead-letters/{w.dead_letter_id}", {}, 200),
+     lambda w: ("viewer", "/v1/dead-letters/0", {}, 422)),
+    ("POST", "/v1/dead-letters/{dead_letter_id}/retry",
+     lambda w: ("admin", f"/v1/dead-letters/{w.dead_letter_id}/retry", {}, 200),
+     lambda w: ("admin", f"/v1/dead-letters/{w.malformed_id}/retry", {}, 409)),
     ("POST", "/v1/jobs/{job_id}/cancel",
      lambda w: ("admin", f"/v1/jobs/{w.job_id}/cancel", {}, 200),
      lambda w: ("admin", f"/v1/jobs/{w.job_id}/cancel", {}, 409)),
@@ -235,6 +248,9 @@ async def make_world(a: Api, database_url: str) -> World:
     assert started.status_code == 201, started.text
     job_id = started.json()["id"]
     process_id = fail_process(database_url, job_id)
+    second = await admin.post(f"/v1/workflows/{flow['id']}/jobs", json={"payload": {"n": 2}})
+    dead_letter_id = dead_letter(database_url, account["id"],
+                                 fail_process(database_url, second.json()["id"]))
     connection = await admin.post("/v1/connections", json={
         "name": "crm", "kind": "postgres", "secret": {"password": "pw"},
         "config": {"host": "127.0.0.1", "port": 5432, "dbname": "crm", "user": "crm"}})
@@ -246,7 +262,9 @@ async def make_world(a: Api, database_url: str) -> World:
     return World(api=a, admin=admin, viewer=viewer, account_id=account["id"],
                  project_id=project_id, workflow=flow, job_id=job_id, process_id=process_id,
                  connection_id=connection.json()["id"], token_id=spare.json()["id"],
-                 hook_step_id=hooked["steps"][0]["id"], service_id=service.json()["id"])
+                 hook_step_id=hooked["steps"][0]["id"], dead_letter_id=dead_letter_id,
+                 malformed_id=dead_letter(database_url, account["id"], None),
+                 service_id=service.json()["id"])
 
 
 async def call(world: World, case: Case, method: str) -> tuple[httpx.Response, int]:

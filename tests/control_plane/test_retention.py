@@ -1,5 +1,6 @@
-"""Retention: old finished jobs with their processes, sent outbox rows and old inbox rows
-are pruned in bounded batches; usage per day is the same before and after."""
+"""Retention: old finished jobs with their processes, sent outbox rows, old inbox rows and
+dead letters (resolved long enough ago, or left open for longer still) are pruned in
+bounded batches; usage per day is the same before and after."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from cp_support import api, manual_only, manual_then, workflow
 from stepline_control.services.retention import prune
 
 AGE = timedelta(days=30)
+OPEN_AGE = timedelta(days=90)
 
 
 def age_everything(database_url: str, days: int) -> None:
@@ -50,7 +52,8 @@ async def test_pruning_keeps_usage_and_running_jobs(database_url: str) -> None:
         window = last_days(60)
         before = (await a.operator.get("/v1/usage", params=window)).json()
 
-        pruned = await prune(a.app.state.sessions, older_than=AGE, batch=2, max_batches=10)
+        pruned = await prune(a.app.state.sessions, older_than=AGE, batch=2, max_batches=10,
+                             dead_letters_older_than=OPEN_AGE)
 
         assert (pruned.jobs, pruned.inbox) == (5, 1)
         assert count(database_url, "jobs") == 1 and count(database_url, "processes") == 2
@@ -59,8 +62,38 @@ async def test_pruning_keeps_usage_and_running_jobs(database_url: str) -> None:
         after = (await a.operator.get("/v1/usage", params=window)).json()
         assert after["days"] == before["days"] and after["totals"] == before["totals"]
         assert after["totals"]["jobs"] == 6 and after["totals"]["processes"] == 7
-        again = await prune(a.app.state.sessions, older_than=AGE, batch=2, max_batches=10)
+        again = await prune(a.app.state.sessions, older_than=AGE, batch=2, max_batches=10,
+                            dead_letters_older_than=OPEN_AGE)
         assert (again.jobs, again.outbox, again.inbox) == (0, 0, 0)
+
+
+def dead_letter(database_url: str, reason: str, *, created_days: int,
+                resolved_days: int | None) -> None:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO dead_letters (consumer, origin, reason, created_at, resolved_at) "
+            "VALUES ('Transform', 'function', %s, now() - make_interval(days => %s), "
+            "now() - make_interval(days => %s))", (reason, created_days, resolved_days))
+
+
+def reasons(database_url: str) -> list[str]:
+    with psycopg.connect(database_url) as conn:
+        return [r[0] for r in conn.execute("SELECT reason FROM dead_letters ORDER BY reason")]
+
+
+async def test_dead_letters_go_once_resolved_or_when_left_open_too_long(database_url: str
+                                                                       ) -> None:
+    async with api(database_url) as a:
+        dead_letter(database_url, "open, recent", created_days=40, resolved_days=None)
+        dead_letter(database_url, "open, too old", created_days=100, resolved_days=None)
+        dead_letter(database_url, "resolved long ago", created_days=50, resolved_days=40)
+        dead_letter(database_url, "resolved lately", created_days=50, resolved_days=1)
+
+        pruned = await prune(a.app.state.sessions, older_than=AGE, batch=1, max_batches=10,
+                             dead_letters_older_than=OPEN_AGE)
+
+        assert pruned.dead_letters == 2
+        assert reasons(database_url) == ["open, recent", "resolved lately"]
 
 
 async def test_the_lifespan_runs_retention_periodically(database_url: str) -> None:

@@ -124,7 +124,7 @@ async def test_bad_input_is_a_422_naming_the_field_and_writes_nothing(database_u
             response = await acme.post("/v1/services", json=body)
             assert response.status_code == 422, (field, response.text)
             named = [d["field"] for d in response.json()["error"]["details"]]
-            assert any(n.endswith(field.strip()) for n in named), (field, named)
+            assert any(field.strip() in n for n in named), (field, named)
         assert (await acme.get("/v1/services")).json()["items"] == []
     assert rows(database_url, "SELECT count(*) FROM services") == [(0,)]
     assert rows(database_url, "SELECT count(*) FROM functions WHERE kind = 'service'") == [(0,)]
@@ -216,7 +216,7 @@ async def test_a_registration_with_bad_input_is_a_422_naming_the_field(database_
             response = await platform.operator.post("/v1/functions", json=registration(**change))
             assert response.status_code == 422, (field, response.text)
             named = [d["field"] for d in response.json()["error"]["details"]]
-            assert any(n.endswith(field) for n in named), (field, named)
+            assert any(field in n for n in named), (field, named)
     assert rows(database_url, "SELECT count(*) FROM functions WHERE endpoint IS NOT NULL "
                 "AND kind <> 'service'") == [(0,)]
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import psycopg
-from cp_support import api, manual_then, project, workflow
+from cp_support import api, dead_letter, manual_then, project, workflow
 
 
 async def populate(client: httpx.AsyncClient, name: str) -> dict[str, Any]:
@@ -96,6 +96,12 @@ async def test_two_accounts_see_and_change_nothing_of_each_other(database_url: s
             assert ids_a["workflow"] not in response.text and "alice" not in response.text
 
         assert await snapshot(alice, ids_a) == before
+        dead = dead_letter(database_url, account_a["id"], ids_a["process"])
+        for method, url in (("GET", f"/v1/dead-letters/{dead}"),
+                            ("POST", f"/v1/dead-letters/{dead}/retry")):
+            assert (await bob.request(method, url)).status_code == 404, url
+        assert (await bob.get("/v1/dead-letters")).json()["items"] == []
+        assert (await alice.get(f"/v1/dead-letters/{dead}")).status_code == 200
         everything_of_bob = " ".join(str(v) for v in await snapshot(bob, ids_b))
         for value in ids_a.values():
             assert value not in everything_of_bob
@@ -132,7 +138,8 @@ async def test_a_viewer_writes_nothing(database_url: str) -> None:
         fill = {"project_id": ids["project"], "workflow_id": ids["workflow"],
                 "job_id": ids["job"], "process_id": ids["process"], "token_id": ids["token"],
                 "connection_id": ids["connection"], "account_id": str(uuid.uuid4()),
-                "step_id": ids["step"], "service_id": str(uuid.uuid4()), "name": "Transform"}
+                "step_id": ids["step"], "dead_letter_id": 1, "service_id": str(uuid.uuid4()),
+                "name": "Transform"}
         before = await snapshot(admin, ids)
         for path, operations in document["paths"].items():
             for method in operations:

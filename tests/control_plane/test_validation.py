@@ -1,8 +1,10 @@
-"""Definition validation, pure: each rule names its step and field."""
+"""Definition validation, pure (and once through the API): each rule names its step
+and field."""
 
 from __future__ import annotations
 
 import pytest
+from cp_support import api, project
 
 from stepline_control.validation import MAX_STEPS, cron_problem, validate_definition
 
@@ -94,3 +96,37 @@ def test_shapes_and_sizes() -> None:
     assert ("start", "config.n") in problems(
         [{"key": "start", "function": "Transform", "config": {"expression": "@",
                                                               "n": float("inf")}}])
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT * FROM leads WHERE email = '{{ payload.email }}'",
+    "DELETE FROM leads WHERE id = {{ payload.id }}",
+    "SELECT 1 {% if payload.all %}OR true{% endif %}",
+])
+def test_sql_is_never_templated(sql: str) -> None:
+    steps = chain({"key": "q", "function": "Database.query", "output": None,
+                   "config": {"connection": "crm", "sql": sql}})
+    found = validate_definition(steps)[2]
+    assert [(p.step, p.field) for p in found] == [("q", "config.sql")]
+    assert ":named parameters" in found[0].message
+
+
+def test_the_other_fields_of_a_sql_step_may_be_templated() -> None:
+    steps = chain({"key": "q", "function": "Database.query", "output": None,
+                   "config": {"connection": "{{ payload.db }}",
+                              "sql": "SELECT * FROM leads WHERE email = :email"}})
+    assert problems(steps) == set()
+
+
+async def test_the_api_refuses_a_template_in_sql_naming_step_and_field(database_url: str) -> None:
+    steps = chain({"key": "q", "function": "Database.query", "output": None,
+                   "config": {"connection": "crm", "sql": "SELECT {{ payload.x }}"}})
+    async with api(database_url) as a:
+        _, tenant = await a.account("tenant")
+        refused = await tenant.post("/v1/workflows", json={
+            "project_id": await project(tenant), "name": "w", "steps": steps})
+        listed = (await tenant.get("/v1/workflows")).json()["items"]
+    assert refused.status_code == 422, refused.text
+    assert [(d["step"], d["field"]) for d in refused.json()["error"]["details"]] == [
+        ("q", "config.sql")]
+    assert listed == []

@@ -47,6 +47,8 @@ HTTP_FUNCTIONS = {"http-request", "rdstation-getleads"}
 # folders whose function is not in the catalog yet: their func.yaml is checked like the
 # others', but no manifest deploys them until their start path is wired
 UNWIRED_FOLDERS = frozenset({"email"})
+# the functions that open connections to tenants' targets, behind the address guard
+GUARDED_FUNCTIONS = {"http-request", "rdstation-getleads", "database-query"}
 
 FUNC_SPEC_VERSION = "0.36.0"
 # env name -> (secret, key) every function reads from a Secret
@@ -54,6 +56,12 @@ FUNCTION_SECRET_ENV = {
     "STEPLINE_DATABASE_URL": ("stepline-database", "url"),
     "STEPLINE_SECRET_KEY": ("stepline-secret-key", "key"),
 }
+
+# Functions are reached by their RabbitmqSource (and the control plane) inside the
+# cluster, never from outside: cluster-local. The Webhook alone keeps a public route, for
+# callers holding a step's own token (token_sha256) rather than an API token.
+VISIBILITY_LABEL = "networking.knative.dev/visibility"
+PUBLIC_FUNCTIONS = frozenset({"webhook"})
 
 KNATIVE_SERVICE = ("serving.knative.dev/v1", "Service")
 RABBITMQ_SOURCE = ("sources.knative.dev/v1alpha1", "RabbitmqSource")
@@ -278,11 +286,20 @@ def func_yaml_policy_problems(doc: dict[str, Any], folder: str) -> Problems:
         name: f"{{{{ secret:{secret}:{key} }}}}"
         for name, (secret, key) in FUNCTION_SECRET_ENV.items()
     }
-    if folder in HTTP_FUNCTIONS:
+    if folder in GUARDED_FUNCTIONS:
         wanted["STEPLINE_HTTP_ALLOW_CIDRS"] = ""
     if envs != wanted:
         problems.append(f"{label}: run.envs is {envs}, expected {wanted}")
+    labels = {item.get("key"): item.get("value") for item in deploy.get("labels") or []}
+    if labels.get(VISIBILITY_LABEL) != expected_visibility(folder):
+        problems.append(f"{label}: deploy.labels {VISIBILITY_LABEL} is "
+                        f"{labels.get(VISIBILITY_LABEL)!r}, expected "
+                        f"{expected_visibility(folder)!r}")
     return problems
+
+
+def expected_visibility(slug: str) -> str | None:
+    return None if slug in PUBLIC_FUNCTIONS else "cluster-local"
 
 
 _FUNC_SECRET_PREFIX = "{{ secret:"
@@ -437,6 +454,21 @@ def sink_problems(objs: Iterable[dict[str, Any]]) -> Problems:
                 f"{name_of(source)}: sink Service {namespace}/{ref.get('name')} "
                 "is not in the render"
             )
+    return problems
+
+
+def visibility_problems(objs: Iterable[dict[str, Any]]) -> Problems:
+    """Every function's Knative Service is cluster-local but for the public ones."""
+    problems = []
+    for service in of_kind(objs, KNATIVE_SERVICE):
+        labels = service.get("metadata", {}).get("labels") or {}
+        if labels.get("app.kubernetes.io/component") != "function":
+            continue
+        found = labels.get(VISIBILITY_LABEL)
+        wanted = expected_visibility(service["metadata"]["name"])
+        if found != wanted:
+            problems.append(f"{name_of(service)}: {VISIBILITY_LABEL} is {found!r}, "
+                            f"expected {wanted!r}")
     return problems
 
 

@@ -32,6 +32,15 @@ def test_overlay_renders_every_function(overlay: str, rendered: dict[str, Objs])
 
 
 @OVERLAYS
+def test_functions_are_cluster_local_but_the_webhook(overlay: str, rendered: dict[str, Objs]
+                                                     ) -> None:
+    assert checks.visibility_problems(rendered[overlay]) == []
+    services = {s["metadata"]["name"] for s in checks.of_kind(rendered[overlay],
+                                                              checks.KNATIVE_SERVICE)}
+    assert checks.PUBLIC_FUNCTIONS < services  # the exception names a real Service
+
+
+@OVERLAYS
 def test_every_object_validates_against_its_schema(
     overlay: str,
     rendered: dict[str, Objs],

@@ -14,7 +14,7 @@ from datetime import timedelta
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
-from stepline import lifecycle
+from stepline import bounded, lifecycle
 from stepline.settings import Settings, sqlalchemy_url
 from stepline_control import errors, schedules, ui
 from stepline_control.auth import ensure_bootstrap_token
@@ -25,10 +25,12 @@ from stepline_control.routers import (
     accounts,
     billing,
     connections,
+    dead_letters,
     functions,
     health,
     hooks,
     jobs,
+    me,
     processes,
     projects,
     services,
@@ -42,8 +44,8 @@ from stepline_control.services import retention, stuck
 from stepline_control.sessions import driver_connection
 
 POOL_SIZE = 10
-ROUTERS = (health, accounts, tokens, projects, connections, functions, services, workflows,
-           steps, jobs, processes, usage, billing, hooks, ui)
+ROUTERS = (health, me, accounts, tokens, projects, connections, functions, services,
+           workflows, steps, jobs, processes, dead_letters, usage, billing, hooks, ui)
 # a job whose last process committed but whose end check was lost (a crash in between)
 # is ended by this sweep; younger running jobs are left to their own checks
 SWEEP_INTERVAL_S = 30.0
@@ -69,7 +71,8 @@ async def _retention(app: FastAPI, settings: ControlSettings) -> AsyncIterator[N
     task = asyncio.create_task(retention.run_periodically(
         app.state.sessions, older_than=timedelta(days=settings.retention_days),
         interval_s=settings.retention_interval_s, batch=settings.retention_batch,
-        max_batches=settings.retention_max_batches))
+        max_batches=settings.retention_max_batches,
+        dead_letters_older_than=timedelta(days=settings.dead_letter_retention_days)))
     try:
         yield
     finally:
@@ -117,6 +120,9 @@ async def _background(app: FastAPI, settings: ControlSettings) -> AsyncIterator[
 
 def create_app(settings: Settings) -> FastAPI:
     settings = control_settings(settings)
+    # the definition check runs in the bounded workers: they load it before any deadline
+    bounded.configure(settings.sandbox_limits)
+    bounded.preload("stepline_control.validation")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -25,6 +25,7 @@ class Principal:
     account_id: uuid.UUID
     account_name: str
     token_id: uuid.UUID
+    token_name: str
     role: str
     is_operator: bool
     blocked: bool
@@ -55,7 +56,8 @@ async def resolve(session: AsyncSession, token: str) -> Principal | None:
         return None
     tok, account = row
     return Principal(
-        account_id=account.id, account_name=account.name, token_id=tok.id, role=tok.role,
+        account_id=account.id, account_name=account.name, token_id=tok.id,
+        token_name=tok.name, role=tok.role,
         is_operator=account.is_operator, blocked=account.blocked_at is not None,
         last_used_at=tok.last_used_at,
     )

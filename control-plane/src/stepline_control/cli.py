@@ -4,13 +4,11 @@ this machine (``make run``)."""
 from __future__ import annotations
 
 import argparse
-import logging
 
 import uvicorn
 
 from stepline_control.config import ControlSettings
 
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 
@@ -27,12 +25,15 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "serve":
         serve_api(host=args.host, port=args.port)
         return
-    settings = ControlSettings()  # the control plane's own settings apply on one machine too
-    logging.basicConfig(level=settings.log_level, format=LOG_FORMAT)
-    if args.command == "run":
-        from stepline_control.onemachine.platform import run_platform
+    # no logging is configured before run_platform's own: the imports below log nothing
+    # the terminal should show
+    from stepline_control.onemachine.platform import CannotListen, run_platform
 
+    settings = ControlSettings()  # the control plane's own settings apply on one machine too
+    try:
         run_platform(settings, port=args.port)
+    except CannotListen as exc:
+        raise SystemExit(str(exc)) from None
 
 
 def serve_api(*, host: str, port: int) -> None:

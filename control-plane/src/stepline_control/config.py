@@ -14,6 +14,7 @@ RETENTION_DAYS = 30.0
 RETENTION_INTERVAL_S = 3600.0
 RETENTION_BATCH = 1000
 RETENTION_MAX_BATCHES = 100
+DEAD_LETTER_RETENTION_DAYS = 90.0
 METRICS_DB_TTL_S = 5.0
 STUCK_AFTER_S = 15 * 60.0
 STUCK_CHECK_INTERVAL_S = 60.0
@@ -31,6 +32,9 @@ class ControlSettings(Settings):
     retention_interval_s: float = Field(default=RETENTION_INTERVAL_S, gt=0)
     retention_batch: int = Field(default=RETENTION_BATCH, ge=1, le=100_000)
     retention_max_batches: int = Field(default=RETENTION_MAX_BATCHES, ge=1)
+    # a dead letter still open (never retried) is pruned this long after it was kept; a
+    # resolved one after retention_days, as a finished job
+    dead_letter_retention_days: float = Field(default=DEAD_LETTER_RETENTION_DAYS, gt=0)
     metrics_db_ttl_s: float = Field(default=METRICS_DB_TTL_S, ge=0)
     # a running job with outstanding work and no progress for this long is reported
     # stuck (API, metrics, a warning); checked every interval; 0 disables the check

@@ -1,10 +1,16 @@
 """A workflow definition validated as a whole before anything is stored: every problem
 of the document is reported at once, each naming the step and the field.
 
-Checked: each step's shape; its function exists and is visible to the account; its
-config against the function's JSON Schema; templates parse; JMESPath, CEL and cron
-expressions compile; time zones exist; ``next`` and branch targets exist; exactly one
-entry; triggers only at the entry; no step unreachable; no cycle."""
+Checked: each step's shape and nesting depth; its function exists and is visible to the
+account; its config against the function's JSON Schema; templates parse, and none stands
+in a field the catalog marks as never templated (SQL); JMESPath, CEL and cron
+expressions compile; a Webhook's payload schema is valid and its patterns
+compile on RE2; time zones exist; ``next`` and branch targets exist; exactly one entry;
+triggers only at the entry; no step unreachable; no cycle.
+
+Nothing here evaluates what the tenant wrote, and the control plane runs all of it in a
+worker of :mod:`stepline.bounded` (:func:`validate_bounded`), so that a document built
+to be slow to check costs that worker its deadline, never the API's event loop."""
 
 from __future__ import annotations
 
@@ -24,11 +30,14 @@ from jmespath.exceptions import JMESPathError
 from jsonschema import Draft202012Validator
 from pydantic import ValidationError
 
-from stepline import templates
-from stepline.catalog import CATALOG
+from stepline import bounded, payload_schema, templates
+from stepline.catalog import CATALOG, verbatim_fields
 from stepline.definition import StepDefinition
+from stepline.packet import deeper_than
 
 MAX_STEPS = 500
+MAX_DEPTH = 64  # levels of arrays and objects in one step; deeper is refused, not parsed
+VALIDATION_TIMEOUT_S = 10.0
 CRON_DESCRIPTORS = frozenset({"@yearly", "@annually", "@monthly", "@weekly", "@daily",
                               "@midnight", "@hourly"})
 # what PingSource and Kubernetes CronJob accept in a field; croniter's own extensions
@@ -69,7 +78,22 @@ def catalog_functions(*, is_operator: bool = False) -> dict[str, FunctionInfo]:
 
 @lru_cache(maxsize=256)
 def _validator(schema_json: str) -> Draft202012Validator:
-    return Draft202012Validator(json.loads(schema_json))
+    """Config schemas are ours, an operator's (a registered function) or a publisher's (a
+    service's input): their patterns run on RE2, as a Webhook's payload schema does."""
+    return payload_schema.Validator(json.loads(schema_json))
+
+
+async def validate_bounded(
+    raw_steps: Any, *, functions: Mapping[str, FunctionInfo], is_operator: bool
+) -> tuple[list[StepDefinition], str | None, list[Problem]]:
+    """:func:`validate_definition` in a worker: a document too slow to check is one
+    problem, and the event loop never runs the check."""
+    try:
+        return await bounded.shared().run(
+            validate_definition, raw_steps, functions=dict(functions), is_operator=is_operator,
+            what="checking the definition", timeout_s=VALIDATION_TIMEOUT_S)
+    except bounded.Overrun as exc:
+        return [], None, [Problem(None, "steps", str(exc))]
 
 
 def targets(step: StepDefinition) -> list[tuple[str, str]]:
@@ -115,6 +139,9 @@ def _parse_steps(raw_steps: list[Any]) -> tuple[list[StepDefinition], list[Probl
     for i, raw in enumerate(raw_steps):
         key = raw.get("key") if isinstance(raw, dict) else None
         name = key if isinstance(key, str) and key else f"steps[{i}]"
+        if deeper_than(raw, MAX_DEPTH):
+            problems.append(Problem(name, "(step)", f"nested deeper than {MAX_DEPTH} levels"))
+            continue
         unstorable = list(_unstorable(raw, ""))
         for where, message in unstorable:
             problems.append(Problem(name, where.lstrip(".") or "(step)", message))
@@ -148,6 +175,7 @@ def _unstorable(value: Any, path: str) -> Iterator[tuple[str, str]]:
 def _check_step(step: StepDefinition, by_key: dict[str, StepDefinition],
                 functions: Mapping[str, FunctionInfo], is_operator: bool) -> Iterator[Problem]:
     function = functions.get(step.function)
+    verbatim = verbatim_fields(function.config_schema) if function else frozenset()
     if function is None:
         yield Problem(step.key, "function", f"unknown function {step.function!r}")
     else:
@@ -158,7 +186,7 @@ def _check_step(step: StepDefinition, by_key: dict[str, StepDefinition],
             path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err.absolute_path)
             yield Problem(step.key, f"config{path}", err.message)
     try:
-        templates.check(step.config)
+        templates.check(step.config, verbatim=verbatim)
     except templates.TemplateError as exc:
         yield Problem(step.key, exc.path, str(exc).split(": ", 1)[1])
     for field, key in targets(step):
@@ -192,6 +220,10 @@ def _check_config(step: StepDefinition, is_operator: bool) -> Iterator[Problem]:
         for i, branch in enumerate(config["branches"]):
             if isinstance(branch, dict) and isinstance(branch.get("when"), str):
                 yield from _cel(step.key, f"config.branches[{i}].when", branch["when"])
+    if step.function == "Webhook" and isinstance(config.get("payload_schema"), dict):
+        for field, message in payload_schema.schema_problems(config["payload_schema"],
+                                                             "config.payload_schema"):
+            yield Problem(step.key, field, message)
     if step.function == "Database.query" and not config.get("connection") and not is_operator:
         yield Problem(step.key, "config.connection",
                       "a connection is required: the platform database is for operators only")

@@ -3,6 +3,7 @@ import { ApiError, onUnauthorized, storeToken, storedToken } from "./api";
 import { Toasts } from "./components/ui";
 import { forget } from "./lib/store";
 import { Dashboard } from "./pages/Dashboard";
+import { DeadLetterPage, DeadLetters } from "./pages/DeadLetters";
 import { Functions } from "./pages/Functions";
 import { JobPage } from "./pages/JobPage";
 import { Jobs } from "./pages/Jobs";
@@ -20,6 +21,7 @@ const NAV = [
   { path: "/functions", label: "Functions", match: (r: Route) => r.segments[0] === "functions" },
   { path: "/services", label: "Services", match: (r: Route) => r.segments[0] === "services" },
   { path: "/jobs", label: "Jobs", match: (r: Route) => r.segments[0] === "jobs" },
+  { path: "/dead-letters", label: "Dead letters", match: (r: Route) => r.segments[0] === "dead-letters" },
   { path: "/usage", label: "Usage", match: (r: Route) => r.segments[0] === "usage" },
 ];
 
@@ -32,6 +34,7 @@ function Screen({ route }: { route: Route }) {
     case "services": return <Services />;
     case "workflows": return <WorkflowEditor key={second ?? "new"} id={second === "new" ? null : second ?? null} route={route} />;
     case "jobs": return second ? <JobPage key={second} id={second} /> : <Jobs route={route} />;
+    case "dead-letters": return second ? <DeadLetterPage key={second} id={second} /> : <DeadLetters route={route} />;
     case "usage": return <Usage route={route} />;
     default: return <div class="page"><h1>Not found</h1><p>There is no screen at <code>{route.path}</code>. <a href="#/">Go to the dashboard</a>.</p></div>;
   }
@@ -96,17 +99,14 @@ export function App() {
           <header class="topbar">
             <div class="who" data-testid="identity">
               <span class="account-name" data-testid="account-name">{identity.account.name}</span>
-              <span class={`badge role role-${identity.role ?? "unknown"}`} data-testid="role" title="the role of this token">
-                {identity.role ?? "role unknown"}
+              <span class={`badge role role-${identity.role}`} data-testid="role" title={`the role of the token “${identity.tokenName}”`}>
+                {identity.role}
               </span>
               {identity.account.is_operator ? <span class="badge tone-accent">operator</span> : null}
               {identity.account.blocked ? <span class="badge tone-danger" title={identity.account.blocked_reason ?? ""}>blocked</span> : null}
             </div>
             <button type="button" class="ghost" onClick={() => signOut(null)}>Sign out</button>
           </header>
-          {identity.role === null ? (
-            <div class="notice warn">The role of this token could not be told: every control is shown and the API decides.</div>
-          ) : null}
           <main id="main" tabIndex={-1}>
             <Screen route={route} />
           </main>

@@ -22,6 +22,15 @@ export interface Account {
   created_at: string;
 }
 
+export interface Me {
+  account_id: string;
+  account_name: string;
+  role: "admin" | "editor" | "viewer";
+  is_operator: boolean;
+  token_id: string;
+  token_name: string;
+}
+
 export interface Token {
   id: string;
   account_id: string;
@@ -182,6 +191,26 @@ export interface Process {
   created_at: string;
   started_at: string | null;
   finished_at: string | null;
+}
+
+export interface DeadLetter {
+  id: number;
+  consumer: string;
+  event_id: string | null;
+  account_id: string | null;
+  job_id: string | null;
+  process_id: string | null;
+  origin: string;
+  reason: string;
+  truncated: boolean;
+  retryable: boolean;
+  created_at: string;
+  resolved_at: string | null;
+}
+
+export interface DeadLetterDetail extends DeadLetter {
+  headers: Record<string, string> | null;
+  body: string | null;
 }
 
 export interface UsageDay {

@@ -1,6 +1,8 @@
 """Database.query: parameterised SQL (``:name`` parameters bound from the payload,
-never formatted into the text) on a stored ``postgres`` connection, or — with no
-connection, for operator accounts only — on the platform's database inside the step
+never formatted into the text; the SQL itself is never templated) on a stored
+``postgres`` connection — behind the address guard, so a tenant's connection cannot
+reach the platform's own database or any other non-public one — or, with no
+connection, for operator accounts only, on the platform's database inside the step
 transaction, so the query and the outbox commit together, exactly once."""
 
 from __future__ import annotations
@@ -10,19 +12,20 @@ import re
 from typing import Any
 
 import psycopg
-from psycopg.conninfo import make_conninfo
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from stepline.sdk import (
     CATALOG,
+    AddressRefused,
     Context,
     DatabaseQueryConfig,
     FunctionHost,
     PermanentError,
     StoredConnection,
     TemporaryError,
+    guarded_conninfo,
 )
 
 # a quoted literal or identifier, a :: cast, or a :name parameter
@@ -83,7 +86,7 @@ class DatabaseQuery:
             rows, count = await self._execute(ctx.transaction, sql, params)
         else:
             name = ctx.config.connection
-            pool = await self._pool(await ctx.connection(name, kind="postgres"))
+            pool = await self._pool(ctx, await ctx.connection(name, kind="postgres"))
             try:
                 async with pool.connection() as conn:
                     rows, count = await self._execute(conn, sql, params)
@@ -108,8 +111,13 @@ class DatabaseQuery:
         except psycopg.Error as exc:
             raise PermanentError(f"SQL failed: {exc.diag.message_primary or exc}") from exc
 
-    async def _pool(self, stored: StoredConnection) -> AsyncConnectionPool:
-        conninfo = conninfo_of(stored)
+    async def _pool(self, ctx: Context[DatabaseQueryConfig], stored: StoredConnection
+                    ) -> AsyncConnectionPool:
+        try:
+            conninfo = await guarded_conninfo(stored.config, stored.secret,
+                                              ctx.allowed_networks)
+        except AddressRefused as exc:
+            raise AddressRefused(f"connection {stored.name!r}: {exc}") from exc
         pool = self._pools.get(conninfo)
         if pool is None:
             pool = AsyncConnectionPool(
@@ -123,15 +131,6 @@ class DatabaseQuery:
             await pool.open(wait=False)
             self._pools[conninfo] = pool
         return pool
-
-
-def conninfo_of(stored: StoredConnection) -> str:
-    config = {k: v for k, v in stored.config.items() if k in CONNINFO_KEYS}
-    password = stored.secret.get("password")
-    return make_conninfo(**config, **({"password": password} if password else {}))
-
-
-CONNINFO_KEYS = ("host", "port", "dbname", "user", "sslmode", "application_name", "connect_timeout")
 
 
 def new() -> FunctionHost:

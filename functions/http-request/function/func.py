@@ -1,26 +1,34 @@
 """Http.request: calls an HTTP API described by the step's config (method, url,
 headers, query, body — templated from the packet by the runtime), with auth from a
 stored ``http`` connection, behind the SSRF guard; optionally extracts the list of items
-with a JMESPath ``items_path`` and follows pagination, returning every page's items."""
+with a JMESPath ``items_path`` and follows pagination, returning every page's items
+(JMESPath runs bounded in time and memory, `stepline.bounded`).
+
+With a connection, ``url`` is read under its ``base_url`` and must stay at that origin
+(scheme, host, port): an absolute or ``//host`` URL elsewhere is a permanent error, so
+the connection's credentials never leave it. A redirect or a ``next_link`` page at
+another origin is fetched without them."""
 
 from __future__ import annotations
 
 from typing import Any
 from urllib.parse import urljoin
 
-import jmespath
-
 from stepline.sdk import (
     CATALOG,
     Context,
+    Credentials,
     FunctionHost,
     HttpRequestConfig,
     NextLinkPagination,
+    Origin,
     Outbound,
     PagePagination,
     PermanentError,
-    bearer,
+    bounded_jmespath,
     decode,
+    origin_of,
+    own_headers,
 )
 
 
@@ -32,16 +40,18 @@ class HttpRequest:
 
     async def run(self, ctx: Context[HttpRequestConfig]) -> Any:
         config = ctx.config
-        url, headers = config.url, dict(config.headers)
+        url, credentials = config.url, None
         if config.connection:
-            stored = await ctx.connection(config.connection, kind="http")
-            url = urljoin(stored.config.get("base_url", ""), url)
-            headers = {**stored.config.get("headers", {}), **bearer(stored.secret), **headers}
-        request = {"headers": headers, "json": config.body, "timeout": config.timeout_s}
+            credentials = Credentials.of(await ctx.connection(config.connection, kind="http"))
+            url = credentials.resolve(url)
+        request = {"credentials": credentials, "headers": dict(config.headers),
+                   "json": config.body, "timeout": config.timeout_s}
         pagination = config.pagination
         if pagination is None:
             body = await self._get(ctx, url, dict(config.query), request)
-            return jmespath.search(config.items_path, body) if config.items_path else body
+            if not config.items_path:
+                return body
+            return await bounded_jmespath(config.items_path, body, what="config.items_path")
         if not config.items_path:
             raise PermanentError("config.pagination needs config.items_path")
         if isinstance(pagination, PagePagination):
@@ -61,7 +71,7 @@ class HttpRequest:
         if pagination.size_param and pagination.size:
             query[pagination.size_param] = pagination.size
         for page in range(pagination.start, pagination.start + pagination.max_pages):
-            found = page_items(
+            found = await page_items(
                 ctx, await self._get(ctx, url, {**query, pagination.param: page}, request))
             if not found:
                 return items
@@ -71,19 +81,32 @@ class HttpRequest:
     async def _linked(self, ctx: Context[HttpRequestConfig], url: str,
                       pagination: NextLinkPagination, request: dict) -> list:
         items: list[Any] = []
+        origin = origin_of(url)
         query = dict(ctx.config.query)
         for _ in range(pagination.max_pages):
             body = await self._get(ctx, url, query, request)
-            items += page_items(ctx, body)
-            next_url = jmespath.search(pagination.next_path, body)
+            items += await page_items(ctx, body)
+            next_url = await bounded_jmespath(pagination.next_path, body,
+                                              what="config.pagination.next_path")
             if not next_url:
                 return items
             url, query = urljoin(url, next_url), {}
+            request = elsewhere(ctx, request, origin, url)
         raise PermanentError(f"more than {pagination.max_pages} pages")
 
 
-def page_items(ctx: Context[HttpRequestConfig], body: Any) -> list[Any]:
-    found = jmespath.search(ctx.config.items_path, body)
+def elsewhere(ctx: Context[HttpRequestConfig], request: dict, origin: Origin, url: str) -> dict:
+    """The request for a next page at ``url``: without credentials off their origin."""
+    credentials = request["credentials"]
+    if origin_of(url) == origin and (credentials is None or credentials.serves(url)):
+        return request
+    ctx.log(f"next page {url} is at another origin: fetched without credentials")
+    return {**request, "credentials": None,
+            "headers": own_headers(request["headers"], origin, url)}
+
+
+async def page_items(ctx: Context[HttpRequestConfig], body: Any) -> list[Any]:
+    found = await bounded_jmespath(ctx.config.items_path, body, what="config.items_path")
     if found is None:
         return []
     if not isinstance(found, list):

@@ -1,7 +1,11 @@
 """RdStation.getLeads: every contact of an RD Station Marketing segmentation, paging
 ``GET {base}/platform/segmentations/{id}/contacts?page=N&page_size=M`` from page 1 until
 a page's ``contacts`` list is empty, with the Bearer token of an ``http`` connection.
-429 and 5xx from the API are temporary failures (the step's retry policy applies)."""
+429 and 5xx from the API are temporary failures (the step's retry policy applies).
+
+The token goes only to the connection's origin: its ``base_url``, or RD Station's API
+when it has none. ``base`` defaults to that; a ``base`` at another origin is a
+permanent error."""
 
 from __future__ import annotations
 
@@ -10,15 +14,16 @@ from typing import Any
 from stepline.sdk import (
     CATALOG,
     Context,
+    Credentials,
     FunctionHost,
     Outbound,
     PermanentError,
     RdStationGetLeadsConfig,
-    bearer,
     decode,
 )
 
 MAX_PAGES = 10_000
+RD_STATION_API = "https://api.rd.services"
 
 
 class GetLeads:
@@ -32,12 +37,13 @@ class GetLeads:
         stored = await ctx.connection(config.connection, kind="http")
         if not stored.secret.get("token"):
             raise PermanentError(f"connection {stored.name!r} must be http with a secret token")
-        url = (f"{config.base.rstrip('/')}/platform/segmentations/"
+        credentials = Credentials.of(stored, default_base=RD_STATION_API)
+        url = (f"{(config.base or credentials.base_url).rstrip('/')}/platform/segmentations/"
                f"{config.segmentation_id}/contacts")
         contacts: list[dict[str, Any]] = []
         for page in range(1, MAX_PAGES + 1):
             response = await self.outbound.request(
-                ctx, "GET", url, headers=bearer(stored.secret),
+                ctx, "GET", url, credentials=credentials,
                 params={"page": page, "page_size": config.page_size})
             found = (decode(response) or {}).get("contacts")
             if not isinstance(found, list):

@@ -3,14 +3,32 @@ and the JSON Schema of its ``config``. The control plane validates definitions a
 it; each function folder serves the handler of one entry.
 
 Templates: string values in a config may hold ``{{ ... }}`` expressions over the packet
-(``payload``, ``job``, ``step``...), rendered by the runtime before the handler runs."""
+(``payload``, ``job``, ``step``...), rendered by the runtime before the handler runs —
+except in a field marked :data:`NOT_TEMPLATED` (SQL text, which takes values only as
+bound parameters): the control plane refuses a template there, the runtime never
+renders one."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+# the JSON Schema keyword of a field used as written: both the control plane and the
+# runtime read it from the schema, so they cannot disagree on which fields it marks
+TEMPLATED_KEYWORD = "x-templated"
+NOT_TEMPLATED = {TEMPLATED_KEYWORD: False}
+
+
+def verbatim_fields(schema: dict[str, Any]) -> frozenset[str]:
+    """The top-level config fields a schema marks as never templated."""
+    return frozenset(
+        name
+        for name, node in schema.get("properties", {}).items()
+        if node.get(TEMPLATED_KEYWORD) is False
+    )
 
 
 class FunctionConfig(BaseModel):
@@ -82,12 +100,20 @@ class HttpRequestConfig(_Config):
 class RdStationGetLeadsConfig(_Config):
     connection: str = Field(description="an `http` connection holding the Bearer token")
     segmentation_id: int | str
-    base: str = Field(default="https://api.rd.services", description="API base URL")
+    base: str | None = Field(
+        default=None,
+        description="API base URL; by default the connection's base_url, else "
+        "https://api.rd.services. The token goes only to the connection's origin",
+    )
     page_size: int = Field(default=125, ge=1, le=125)
 
 
 class DatabaseQueryConfig(_Config):
-    sql: str = Field(min_length=1, description="SQL with :named parameters bound from the payload")
+    sql: str = Field(
+        min_length=1,
+        description="SQL with :named parameters bound from the payload; never templated",
+        json_schema_extra=NOT_TEMPLATED,
+    )
     connection: str | None = Field(
         default=None,
         description="a `postgres` connection's name; none means the platform's own database "
@@ -137,6 +163,11 @@ class FunctionSpec:
     @property
     def config_schema(self) -> dict[str, Any]:
         return self.config.model_json_schema()
+
+    @cached_property
+    def verbatim(self) -> frozenset[str]:
+        """The config fields the runtime leaves as they are (see NOT_TEMPLATED)."""
+        return verbatim_fields(self.config_schema)
 
 
 CATALOG: dict[str, FunctionSpec] = {

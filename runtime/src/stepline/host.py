@@ -17,6 +17,7 @@ import time
 from typing import Any
 from wsgiref.simple_server import WSGIServer
 
+from stepline import bounded
 from stepline.context import Handler, RawHttp, Trigger
 from stepline.db import create_pool
 from stepline.errors import (
@@ -70,6 +71,7 @@ class FunctionHost:
     def start(self, cfg: dict[str, str]) -> None:
         """func-python's start hook: settings are read here, once."""
         settings = self._settings or Settings()
+        bounded.configure(settings.sandbox_limits)
         logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per call is noise
         url = settings.database_url
         if not url:

@@ -60,6 +60,7 @@ def outbox_row(
         "destination": destination,
         "job_id": str(packet.job.id),
         "process_id": str(packet.process.id),
+        "account_id": str(packet.account.id),
         "attributes": event_attributes(packet, event_id=event_id),
         "data": packet.model_dump(mode="json"),
         "not_before": not_before.isoformat() if not_before else None,

@@ -18,6 +18,9 @@ from stepline.errors import MalformedEvent
 
 EVENT_TYPE = "dev.stepline.process.v1"
 JSON = "application/json"
+# the deepest a payload may nest arrays and objects: far past any real document, and
+# short of the depth at which Python's own recursion (pickle, json) gives up
+PAYLOAD_MAX_DEPTH = 100
 
 
 class Ref(BaseModel):
@@ -99,10 +102,24 @@ def packet_from_event(event: BaseCloudEvent) -> Packet:
     data = event.get_data()
     if isinstance(data, bytes | str):
         raise MalformedEvent("event data is not JSON (datacontenttype must be application/json)")
+    if deeper_than(data, PAYLOAD_MAX_DEPTH + 1):  # the packet's own object is a level
+        raise MalformedEvent(f"the payload nests deeper than {PAYLOAD_MAX_DEPTH} levels")
     try:
         return Packet.model_validate(data)
     except ValidationError as exc:
         raise MalformedEvent(f"event data is not a packet: {describe(exc)}") from exc
+
+
+def deeper_than(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests arrays and objects deeper than ``limit``, found level by
+    level (no recursion: the value may be as deep as a JSON parser allowed)."""
+    level = [value]
+    for _ in range(limit + 1):
+        level = [child for v in level if isinstance(v, dict | list)
+                 for child in (v.values() if isinstance(v, dict) else v)]
+        if not level:
+            return False
+    return True
 
 
 def describe(exc: ValidationError, root: str | None = None) -> str:

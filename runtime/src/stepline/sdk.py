@@ -16,6 +16,9 @@ behind the platform's address guard."""
 
 from pydantic import Field
 
+from stepline.bounded import Overrun
+from stepline.bounded import cel as bounded_cel
+from stepline.bounded import jmespath as bounded_jmespath
 from stepline.catalog import (
     CATALOG,
     ConditionConfig,
@@ -32,6 +35,7 @@ from stepline.catalog import (
     WebhookConfig,
     WorkflowCallConfig,
 )
+from stepline.conninfo import guarded_conninfo
 from stepline.context import (
     ChildJob,
     Context,
@@ -47,11 +51,14 @@ from stepline.host import FunctionHost
 from stepline.lifecycle import CONFIGURED, Refusal, Started, StepTarget, WorkflowTarget
 from stepline.lifecycle.start import skipped
 from stepline.messages import Route
-from stepline.outbound import Outbound, bearer, decode
+from stepline.net import AddressRefused
+from stepline.outbound import Credentials, Origin, Outbound, decode, origin_of, own_headers
 from stepline.webhooks import parse as parse_webhook_call
 from stepline.webhooks import token_check
 
 __all__ = [
+    "AddressRefused", "Credentials", "Origin", "guarded_conninfo", "origin_of", "own_headers",
+    "Overrun", "bounded_cel", "bounded_jmespath",
     "CATALOG", "CONFIGURED", "ChildJob", "ConditionConfig", "Context", "CronJobConfig",
     "DatabaseQueryConfig", "Field", "FunctionConfig", "FunctionHost", "FunctionSpec", "Handler",
     "HttpRequestConfig",
@@ -60,5 +67,5 @@ __all__ = [
     "Started",
     "StepTarget", "StoredConnection", "TemporaryError", "TransformConfig", "Trigger",
     "TriggerRuntime", "Unauthorized", "Waiting", "WebhookConfig", "WorkflowCallConfig",
-    "WorkflowTarget", "bearer", "decode", "parse_webhook_call", "skipped", "token_check",
+    "WorkflowTarget", "decode", "parse_webhook_call", "skipped", "token_check",
 ]

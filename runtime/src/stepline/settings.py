@@ -28,6 +28,10 @@ class Settings(BaseSettings):
     function_urls: dict[str, str] = Field(default_factory=dict)
     data_dir: Path = DEFAULT_DATA_DIR
     log_level: str = "INFO"
+    # the worker processes that evaluate what tenants write (stepline.bounded)
+    sandbox_workers: int = Field(default=2, ge=1)
+    sandbox_timeout_s: float = Field(default=1.0, gt=0)
+    sandbox_memory_mb: int = Field(default=256, ge=128)
 
     @property
     def allowed_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
@@ -36,6 +40,13 @@ class Settings(BaseSettings):
             for part in self.http_allow_cidrs.split(",")
             if part.strip()
         ]
+
+    @property
+    def sandbox_limits(self):
+        from stepline.bounded import Limits
+
+        return Limits(timeout_s=self.sandbox_timeout_s, memory_mb=self.sandbox_memory_mb,
+                      workers=self.sandbox_workers)
 
     def require_database_url(self) -> str:
         if not self.database_url:

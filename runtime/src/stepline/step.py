@@ -29,6 +29,8 @@ from stepline.db import connection, fetch_all, fetch_one
 from stepline.definition import Step, Version
 from stepline.errors import DatabaseUnavailable, MalformedEvent, PermanentError, TemporaryError
 from stepline.lifecycle import Delivery, Duplicate, Outcome, outcomes
+from stepline.lifecycle.outcomes import Begun, Outcomes
+from stepline.lifecycle.quota import OverQuota, take
 from stepline.messages import plan
 from stepline.packet import Packet, describe, packet_from_event
 from stepline.secrets import SecretBox
@@ -48,6 +50,7 @@ class StepRuntime:
         self.consumer = handler.spec.name
         self.versions = lifecycle.Versions()
         self.starter = lifecycle.Starter(pool, self.versions)
+        self.outcomes = Outcomes(pool)
 
     async def deliver(self, event: BaseCloudEvent) -> Outcome:
         try:
@@ -56,41 +59,40 @@ class StepRuntime:
             await self.dead_letter(event, reason=str(exc))
             raise
         delivery = Delivery(self.consumer, event, packet)
-        async with connection(self.pool) as conn:
-            begun = await self._begin(conn, delivery)
+        begun = await self._begin(delivery)
         if isinstance(begun, Outcome):
             return begun
-        step, version = begun
-        return await self._run(delivery, step, version)
+        return await self._run(delivery, *begun)
 
-    async def _begin(self, conn: psycopg.AsyncConnection, delivery: Delivery
-                     ) -> Outcome | tuple[Step, Version]:
-        """Everything before the handler in one round trip (the version's steps are
-        cached): the inbox looked at, the process and its job loaded, the process marked
-        running."""
+    async def _begin(self, delivery: Delivery) -> Outcome | tuple[Step, Version, Begun]:
+        """Everything before the handler in one round trip, shared with the deliveries
+        that begin at the same moment (the version's steps are cached): the inbox looked
+        at, the process and its job loaded, admission asked, the process marked running."""
         packet = delivery.packet
         try:
-            version = await self.versions.get(conn, packet.workflow.id, packet.workflow.version)
+            version = await self.versions.load(self.pool, packet.workflow.id,
+                                               packet.workflow.version)
         except PermanentError as exc:
             return await self._malformed(delivery, str(exc))
         step = version.by_id(packet.step.id)
         if step is None or not self._serves(step.function):
             return await self._malformed(
                 delivery, f"step {packet.step.key!r} is not a {self.consumer} step of this version")
-        state = await fetch_one(conn, "delivery_begin", consumer=self.consumer,
-                                event_id=delivery.event_id, process_id=packet.process.id,
-                                account_id=packet.account.id, attempt=packet.attempt)
-        if state["seen"]:
+        begun = await self.outcomes.begin(delivery)
+        if begun.seen:
             return Outcome.DUPLICATE
-        if state["status"] is None or state["account_id"] != packet.account.id:
+        if begun.status is None or not begun.ours:
             return await self._malformed(
                 delivery, f"process {packet.process.id} does not exist in account "
                 f"{packet.account.id}")
-        if state["job_status"] == "cancelled" or state["status"] == "cancelled":
-            return await outcomes.cancel(conn, delivery)
-        if state["status"] in ("succeeded", "failed"):
+        if begun.job_status == "cancelled" or begun.status == "cancelled":
+            return await self.outcomes.cancel(delivery)
+        if begun.status in ("succeeded", "failed"):
             return Outcome.DUPLICATE
-        return step, version
+        if begun.refused:
+            return await self.outcomes.fail(delivery, logs=[], error=error(
+                "refused", begun.refused, packet))
+        return step, version, begun
 
     def _serves(self, function: str) -> bool:
         """A handler serves its own function, or those its ``serves`` accepts (the one
@@ -102,23 +104,23 @@ class StepRuntime:
         await self.dead_letter(delivery.event, reason=reason)
         raise MalformedEvent(reason)
 
-    async def _run(self, delivery: Delivery, step: Step, version: Version) -> Outcome:
+    async def _run(self, delivery: Delivery, step: Step, version: Version, begun: Begun
+                   ) -> Outcome:
         packet = delivery.packet
         ctx: Context[Any] = Context(packet=packet, step=step, config=None, runtime=self)
         try:
-            ctx.config = self.config_of(step, packet)
+            ctx.config = await self.config_of(step, packet)
             if self._in_transaction(ctx.config):
                 return await self._run_in_transaction(ctx, delivery, version)
             result = await self.handler.run(ctx)
-            async with connection(self.pool) as conn:
-                if isinstance(result, Waiting):
-                    ctx.log(result.reason)
-                    return await outcomes.wait(conn, delivery, logs=ctx.logs)
-                output, messages = plan(step, result, version)
-                outcome, _ = await outcomes.succeed(conn, delivery, output=output,
-                                                    messages=messages, version=version,
-                                                    logs=ctx.logs)
-                return outcome
+            if isinstance(result, Waiting):
+                ctx.log(result.reason)
+                return await self.outcomes.wait(delivery, logs=ctx.logs)
+            output, messages = plan(step, result, version)
+            outcome, _ = await self.outcomes.succeed(delivery, begun, output=output,
+                                                     messages=messages, version=version,
+                                                     logs=ctx.logs)
+            return outcome
         except DatabaseUnavailable:
             raise
         except TemporaryError as exc:
@@ -131,10 +133,12 @@ class StepRuntime:
             detail["traceback"] = traceback.format_exc(limit=8)
             return await self._fail(ctx, delivery, detail)
 
-    def config_of(self, step: Step, packet: Packet) -> Any:
-        """The step's config rendered over the packet, then typed by the function's config
-        model, so the catalog's defaults and rules hold when the step runs too."""
-        rendered = templates.render(step.config, packet.model_dump(mode="json"))
+    async def config_of(self, step: Step, packet: Packet) -> Any:
+        """The step's config rendered over the packet (bounded: :mod:`stepline.templates`),
+        then typed by the function's config model, so the catalog's defaults and rules
+        hold when the step runs too."""
+        rendered = await templates.render(step.config, packet.model_dump(mode="json"),
+                                          verbatim=self.handler.spec.verbatim)
         model: type[BaseModel] | None = getattr(self.handler.spec, "config", None)
         if model is None:
             return rendered
@@ -158,10 +162,14 @@ class StepRuntime:
                 ctx.transaction = conn
                 result = await self.handler.run(ctx)
                 output, messages = plan(ctx.step, result, version)
+                if messages:
+                    await take(conn, ctx.packet.account.id, len(messages))
                 await outcomes.succeed_within(unit, delivery, output=output, messages=messages,
                                               version=version, logs=ctx.logs)
         except Duplicate:
             return Outcome.DUPLICATE
+        except OverQuota as exc:  # nothing of the transaction stays: the step fails alone
+            return await self._fail(ctx, delivery, error("refused", str(exc), ctx.packet))
         return Outcome.SUCCEEDED
 
     async def _require_operator(self, conn: psycopg.AsyncConnection, packet: Packet) -> None:
@@ -179,15 +187,13 @@ class StepRuntime:
             return await self._fail(ctx, delivery, error("exhausted", message, packet))
         delay = exc.delay_s if exc.delay_s is not None else policy.delay_s(packet.attempt)
         ctx.log(f"attempt {packet.attempt} failed, retrying in {delay:.1f}s: {exc}", "warning")
-        async with connection(self.pool) as conn:
-            return await outcomes.retry(conn, delivery, error=error("temporary", str(exc), packet),
-                                        due=datetime.now(UTC) + timedelta(seconds=delay),
-                                        logs=ctx.logs)
+        return await self.outcomes.retry(delivery, error=error("temporary", str(exc), packet),
+                                         due=datetime.now(UTC) + timedelta(seconds=delay),
+                                         logs=ctx.logs)
 
     async def _fail(self, ctx: Context[Any], delivery: Delivery, detail: dict[str, Any]
                     ) -> Outcome:
-        async with connection(self.pool) as conn:
-            return await outcomes.fail(conn, delivery, error=detail, logs=ctx.logs)
+        return await self.outcomes.fail(delivery, error=detail, logs=ctx.logs)
 
     # -- capabilities, for contexts and triggers --------------------------------------
 
@@ -225,10 +231,10 @@ class StepRuntime:
 
     async def start_child(self, packet: Packet, workflow_id: uuid.UUID, payload: Any
                           ) -> lifecycle.Started:
+        parent, run = await self._call(packet)
         started = await self.start(
             lifecycle.WorkflowTarget(workflow_id, packet.account.id), payload=payload,
-            trigger="call", idempotency_key=f"call:{packet.process.id}",
-            parent=await self._parent(packet))
+            trigger="call", idempotency_key=f"call:{packet.process.id}:{run}", parent=parent)
         if isinstance(started, lifecycle.Refusal):
             raise PermanentError(f"the child job cannot start: {started.message}")
         return started
@@ -237,22 +243,24 @@ class StepRuntime:
                             ) -> lifecycle.Started:
         """The child job runs in the publisher's account: no user of the caller's goes
         with it."""
+        parent, run = await self._call(packet)
         started = await self.start(
             lifecycle.ServiceTarget(name, packet.account.id), payload=payload,
-            trigger="service", idempotency_key=f"call:{packet.process.id}",
-            parent=await self._parent(packet))
+            trigger="service", idempotency_key=f"call:{packet.process.id}:{run}", parent=parent)
         if isinstance(started, lifecycle.Refusal):
             raise PermanentError(started.message)
         return started
 
-    async def _parent(self, packet: Packet) -> lifecycle.Parent:
-        """The calling process, for a child job; refused past the depth limit."""
+    async def _call(self, packet: Packet) -> tuple[lifecycle.Parent, str]:
+        """The calling process as a child job's parent (refused past the depth limit),
+        and its run: one child per run of the process, however often it is delivered."""
         async with connection(self.pool) as conn:
-            depth = (await fetch_one(conn, "job_depth", job_id=packet.job.id))["depth"] + 1
+            call = await fetch_one(conn, "call_context", process_id=packet.process.id)
+        depth = call["depth"] + 1
         if depth > MAX_CALL_DEPTH:
             raise PermanentError(f"calls nest deeper than {MAX_CALL_DEPTH}: refused")
-        return lifecycle.Parent(packet.process.id, depth)
-
+        run = call["started_at"].isoformat() if call["started_at"] else "first"
+        return lifecycle.Parent(packet.process.id, depth), run
 
 def error(kind: str, message: str, packet: Packet) -> dict[str, Any]:
     return {"type": kind, "message": message, "attempt": packet.attempt}

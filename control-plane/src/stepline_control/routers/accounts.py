@@ -14,6 +14,7 @@ from stepline_control.deps import (
     SchedulesChangedDep,
     SessionDep,
 )
+from stepline_control.errors import ApiError
 from stepline_control.pagination import CursorQuery, LimitQuery
 from stepline_control.schemas.accounts import (
     AccountCreate,
@@ -28,8 +29,15 @@ router = APIRouter(prefix="/v1/accounts", tags=["accounts"])
 
 
 @router.post("", status_code=201)
-async def create_account(body: AccountCreate, session: SessionDep, _: OperatorWriterDep
-                         ) -> AccountCreated:
+async def create_account(body: AccountCreate, session: SessionDep,
+                         principal: OperatorWriterDep) -> AccountCreated:
+    """An operator's editor or admin creates a tenant; only an operator's admin creates
+    an operator account (`is_operator: true`). Whether an account is an operator is
+    fixed here: no later change makes one."""
+    if body.is_operator and principal.role != "admin":
+        # its first admin token can do everything to every account
+        raise ApiError(403, "forbidden", "only an admin token of an operator account can "
+                       "create an operator account")
     created = await accounts.create_account(session, body=body)
     return created
 

@@ -15,7 +15,8 @@ class AccountCreate(Strict):
     name: Name
     monthly_quota: int | None = Field(
         default=None, ge=0, description="processes per calendar month (UTC); none: unlimited")
-    is_operator: bool = False
+    is_operator: bool = Field(default=False, description="an operator account (it manages "
+                              "every account): an operator admin token only")
 
 
 class AccountUpdate(Strict):

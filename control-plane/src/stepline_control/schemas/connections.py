@@ -1,5 +1,10 @@
 """Connections: a ``config`` that is shown and a ``secret`` that is write-only. Each
-kind says which fields go where, so a password cannot land in ``config`` by mistake."""
+kind says which fields go where, so a password cannot land in ``config`` by mistake.
+
+A ``postgres`` config holds exactly the libpq keys the runtime passes on
+(``stepline.conninfo``), and its host must be one network host: what can be told
+without resolving it is refused here; where a name leads is checked where the
+connection is opened, since DNS can change."""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
+from stepline.net import host_problem
 from stepline_control.schemas.common import Name, Strict
 
 SslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
@@ -23,6 +29,13 @@ class PostgresConfig(Strict):
     sslmode: SslMode | None = None
     application_name: str | None = Field(default=None, max_length=63)
     connect_timeout: int | None = Field(default=None, ge=1, le=300)
+
+    @field_validator("host")
+    @classmethod
+    def _one_network_host(cls, host: str) -> str:
+        if (problem := host_problem(host)) is not None:
+            raise ValueError(f"host {problem}")
+        return host
 
 
 class PostgresSecret(Strict):

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from stepline import lifecycle
 from stepline.models import Account, ApiToken, Workflow
 from stepline_control.auth import Principal, issue_token
 from stepline_control.pagination import paginate
@@ -22,6 +23,7 @@ from stepline_control.schemas.accounts import (
     TokenPublic,
 )
 from stepline_control.services.errors import Invalid, NotFound
+from stepline_control.sessions import driver_connection
 
 
 def account_public(account: Account) -> AccountPublic:
@@ -81,6 +83,9 @@ async def update_account(session: AsyncSession, *, principal: Principal,
         account.name = body.name
     if "monthly_quota" in body.model_fields_set:
         account.monthly_quota = body.monthly_quota
+        await session.flush()
+        if body.monthly_quota is not None:  # from now on counted as processes are made
+            await lifecycle.reset_quota(await driver_connection(session), account.id)
     await session.commit()
     return account
 

@@ -8,13 +8,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from stepline import payload_schema
 from stepline.catalog import CATALOG
 from stepline.models import Account, Function, Service
 from stepline_control.auth import Principal
@@ -89,14 +88,13 @@ async def visible_functions(session: AsyncSession, *, principal: Principal
     return {f.name: FunctionInfo(f.name, f.kind, f.config_schema) for f in rows}
 
 
-def schema_problem(schema: dict[str, Any]) -> str | None:
-    """Why ``schema`` is not a JSON Schema (2020-12), or None."""
-    try:
-        Draft202012Validator.check_schema(schema)
-    except SchemaError as exc:
-        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in exc.absolute_path)
-        return f"not a valid JSON Schema{' at ' + where if where else ''}: {exc.message}"
-    return None
+def invalid_schema(schema: dict[str, Any], field: str) -> None:
+    """An :class:`Invalid` naming each problem of a JSON Schema a tenant or an operator
+    wrote (valid 2020-12, its patterns compiling on RE2), or nothing."""
+    problems = payload_schema.schema_problems(schema, field)
+    if problems:
+        raise Invalid(f"{field} is not a usable JSON Schema",
+                      [{"field": where, "message": message} for where, message in problems])
 
 
 def slug_of(name: str) -> str:
@@ -108,9 +106,7 @@ def slug_of(name: str) -> str:
 async def register(session: AsyncSession, *, body: FunctionRegister) -> FunctionPublic:
     """A function built outside this repository joins the catalog: steps use it, their
     config is validated against its schema, the relay delivers to its endpoint."""
-    if (problem := schema_problem(body.config_schema)) is not None:
-        raise Invalid(f"config_schema is {problem}",
-                      [{"field": "config_schema", "message": problem}])
+    invalid_schema(body.config_schema, "config_schema")
     function = Function(name=body.name, slug=slug_of(body.name), kind=body.kind,
                         visibility=body.visibility, account_id=None,
                         description=body.description, config_schema=body.config_schema,

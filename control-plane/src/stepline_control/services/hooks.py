@@ -13,6 +13,7 @@ from stepline import lifecycle, webhooks
 from stepline.errors import MalformedEvent, Rejected
 from stepline_control.auth import Principal
 from stepline_control.metrics import Metrics
+from stepline_control.services import dead_letters
 from stepline_control.services.errors import Invalid, Malformed, NotFound, Refused
 from stepline_control.sessions import work
 
@@ -23,7 +24,10 @@ async def call_hook(session: AsyncSession, *, principal: Principal, step_id: uui
     """Start (or find, for a retried call) the job; its id and whether it is new."""
     try:
         call = webhooks.parse(headers, body)
-    except MalformedEvent as exc:
+    except MalformedEvent as exc:  # kept, so a caller's broken integration can be seen
+        await dead_letters.keep_malformed_call(session, account_id=principal.account_id,
+                                               step_id=step_id, headers=headers, body=body,
+                                               reason=str(exc))
         raise Malformed(str(exc)) from exc
     target = lifecycle.StepTarget(step_id, "Webhook", account_id=principal.account_id)
     async with work(session) as unit:

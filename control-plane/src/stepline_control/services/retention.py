@@ -1,8 +1,10 @@
-"""Retention: finished jobs (their processes go with them), sent outbox rows and old
-inbox rows are pruned in bounded batches, each batch its own short transaction. A job's
-usage is rolled up into ``usage_daily``, and what its rows billed into ``billing_daily``,
-in the transaction that deletes it, so usage per day and the bills stay exact after the
-rows are gone."""
+"""Retention: finished jobs (their processes go with them), sent outbox rows, old inbox
+rows and dead letters are pruned in bounded batches, each batch its own short
+transaction. A job's usage is rolled up into ``usage_daily``, and what its rows billed
+into ``billing_daily``, in the transaction that deletes it, so usage per day and the
+bills stay exact after the rows are gone. A dead letter goes once it has been resolved
+for as long as a finished job is kept, or, left open, after a longer time of its own:
+someone may still have to look at it."""
 
 from __future__ import annotations
 
@@ -91,11 +93,20 @@ DELETE FROM inbox WHERE (consumer, event_id) IN (
 """)
 
 
+DELETE_DEAD_LETTERS = text("""
+DELETE FROM dead_letters WHERE id IN (
+    SELECT id FROM dead_letters
+    WHERE resolved_at < :cutoff OR created_at < :open_cutoff
+    LIMIT :batch)
+""")
+
+
 @dataclass
 class Pruned:
     jobs: int = 0
     outbox: int = 0
     inbox: int = 0
+    dead_letters: int = 0
 
 
 async def delete_jobs(session: AsyncSession, job_ids: Sequence[uuid.UUID]) -> int:
@@ -120,41 +131,50 @@ async def _jobs_batch(sessions: async_sessionmaker[AsyncSession], params) -> int
         return await delete_jobs(session, ids)
 
 
+async def _batches(run, *, batch: int, max_batches: int) -> int:
+    """Run ``run`` (one batch, returning its count) until a batch is short or
+    ``max_batches`` ran; the total."""
+    total = 0
+    for _ in range(max_batches):
+        count = await run()
+        total += count
+        if count < batch:
+            break
+    return total
+
+
 async def prune(sessions: async_sessionmaker[AsyncSession], *, older_than: timedelta,
-                batch: int, max_batches: int) -> Pruned:
+                batch: int, max_batches: int, dead_letters_older_than: timedelta) -> Pruned:
     """One retention run: at most ``max_batches`` batches of each kind."""
-    params = {"cutoff": datetime.now(UTC) - older_than, "batch": batch}
+    now = datetime.now(UTC)
+    params = {"cutoff": now - older_than, "batch": batch}
+    limits = {"batch": batch, "max_batches": max_batches}
     pruned = Pruned()
-    for _ in range(max_batches):
-        count = await _jobs_batch(sessions, params)
-        pruned.jobs += count
-        if count < batch:
-            break
+    pruned.jobs = await _batches(lambda: _jobs_batch(sessions, params), **limits)
     for statement in (DELETE_SENT_OUTBOX, DELETE_CANCELLED_OUTBOX):
-        for _ in range(max_batches):
-            count = await _batch(sessions, statement, params)
-            pruned.outbox += count
-            if count < batch:
-                break
-    for _ in range(max_batches):
-        count = await _batch(sessions, DELETE_INBOX, params)
-        pruned.inbox += count
-        if count < batch:
-            break
+        pruned.outbox += await _batches(lambda s=statement: _batch(sessions, s, params),
+                                        **limits)
+    pruned.inbox = await _batches(lambda: _batch(sessions, DELETE_INBOX, params), **limits)
+    dead = {**params, "open_cutoff": now - dead_letters_older_than}
+    pruned.dead_letters = await _batches(
+        lambda: _batch(sessions, DELETE_DEAD_LETTERS, dead), **limits)
     return pruned
 
 
 async def run_periodically(sessions: async_sessionmaker[AsyncSession], *, older_than: timedelta,
-                           interval_s: float, batch: int, max_batches: int) -> None:
+                           interval_s: float, batch: int, max_batches: int,
+                           dead_letters_older_than: timedelta) -> None:
     """The lifespan's task: a run every ``interval_s`` (the first after one interval, so
     a start-up is never slowed), failures logged and retried at the next run."""
     while True:
         await asyncio.sleep(interval_s)
         try:
             pruned = await prune(sessions, older_than=older_than, batch=batch,
-                                 max_batches=max_batches)
+                                 max_batches=max_batches,
+                                 dead_letters_older_than=dead_letters_older_than)
             log.info("retention run", extra={"pruned_jobs": pruned.jobs,
                                              "pruned_outbox": pruned.outbox,
-                                             "pruned_inbox": pruned.inbox})
+                                             "pruned_inbox": pruned.inbox,
+                                             "pruned_dead_letters": pruned.dead_letters})
         except Exception:
             log.exception("retention run failed")

@@ -21,7 +21,7 @@ from stepline_control.auth import Principal
 from stepline_control.pagination import paginate
 from stepline_control.schemas.services import ServiceCreate, ServicePublic, ServiceUpdate
 from stepline_control.services.errors import Conflict, Invalid, NotFound
-from stepline_control.services.functions import schema_problem
+from stepline_control.services.functions import invalid_schema
 
 
 def config_schema(input_schema: dict[str, Any]) -> dict[str, Any]:
@@ -34,9 +34,7 @@ def config_schema(input_schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def _invalid_schema(input_schema: dict[str, Any]) -> None:
-    if (problem := schema_problem(input_schema)) is not None:
-        raise Invalid(f"input_schema is {problem}", [{"field": "input_schema",
-                                                      "message": problem}])
+    invalid_schema(input_schema, "input_schema")
 
 
 async def _workflow(session: AsyncSession, principal: Principal, workflow_id: uuid.UUID

@@ -27,14 +27,14 @@ from stepline_control.schemas.workflows import (
 from stepline_control.services.errors import Invalid, NotFound
 from stepline_control.services.functions import visible_functions
 from stepline_control.services.services import unpublish_workflow
-from stepline_control.validation import Problem, validate_definition
+from stepline_control.validation import Problem, validate_bounded
 
 
 async def _definition_or_422(session: AsyncSession, raw_steps, principal: Principal,
                              extra: list[Problem] | None = None):
     functions = await visible_functions(session, principal=principal)
-    steps, entry, problems = validate_definition(raw_steps, functions=functions,
-                                                 is_operator=principal.is_operator)
+    steps, entry, problems = await validate_bounded(raw_steps, functions=functions,
+                                                    is_operator=principal.is_operator)
     problems = [*(extra or []), *problems]
     if problems:
         raise Invalid(f"the workflow definition has {len(problems)} problem(s)",

@@ -171,7 +171,7 @@ export function Dashboard() {
             <div class="kpi">
               <span class="kpi-label">Dead letters</span>
               <span class="kpi-value">{number(platform.failedProcesses)}</span>
-              <span class="muted small">failed processes whose message waits for a retry</span>
+              <span class="muted small">failed processes whose message waits for a <a href={href("/dead-letters", { resolved: "false" })}>retry</a></span>
             </div>
             <div class="kpi">
               <span class="kpi-label">Jobs running</span>

@@ -2,7 +2,8 @@
 
 - :mod:`.versions` loads a workflow version's steps once per process (they never change).
 - :mod:`.admission` is the one rule that lets a start in or refuses it (a pure function
-  over one row): account blocked, workflow blocked or paused, monthly quota.
+  over one row): account blocked, workflow blocked or paused, monthly quota; and
+  :mod:`.quota` counts the quota at every process creation, never overshooting.
 - :mod:`.start` is the one way a job starts — manual starts, Webhook calls, schedule
   ticks, Workflow.call children and service calls alike (:mod:`.services`: a call's
   service, its caller's right to it, its input).
@@ -18,6 +19,8 @@ from stepline.lifecycle.admission import Gate, Refusal, refusal
 from stepline.lifecycle.deadletters import DeadLetter, keep, transport_gave_up
 from stepline.lifecycle.jobs import cancel, finish, finish_stale, redeliver
 from stepline.lifecycle.outcomes import Delivery, Duplicate, Outcome
+from stepline.lifecycle.quota import OverQuota
+from stepline.lifecycle.quota import reset as reset_quota
 from stepline.lifecycle.services import InvalidInput, ServiceTarget, ServiceUnavailable
 from stepline.lifecycle.start import (
     CONFIGURED,
@@ -37,8 +40,9 @@ from stepline.lifecycle.versions import Versions, version_from_rows
 
 __all__ = [
     "CONFIGURED", "DeadLetter", "Delivery", "Duplicate", "Gate", "InvalidInput",
-    "NotStartable", "Outcome", "Parent", "Refusal", "ServiceTarget", "ServiceUnavailable",
-    "StartRefused", "Started", "Starter", "StepTarget", "Unit", "Versions", "WorkflowTarget",
-    "admission", "cancel", "finish", "finish_stale", "keep", "month_processes", "redeliver",
-    "refusal", "start", "transport_gave_up", "version_from_rows", "work",
+    "NotStartable", "Outcome", "OverQuota", "Parent", "Refusal", "ServiceTarget",
+    "ServiceUnavailable", "StartRefused", "Started", "Starter", "StepTarget", "Unit",
+    "Versions", "WorkflowTarget", "admission", "cancel", "finish", "finish_stale", "keep",
+    "month_processes", "redeliver", "refusal", "reset_quota", "start", "transport_gave_up",
+    "version_from_rows", "work",
 ]

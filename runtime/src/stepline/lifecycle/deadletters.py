@@ -1,6 +1,8 @@
 """The one writer of dead letters: every message nobody can act on is kept with its
 reason — a malformed event, a process that failed for good, a message the transport gave
-up on — once per consumer and event however often it is recorded."""
+up on, a Webhook call that does not parse — once per consumer and event however often
+it is recorded, and never at its own size: :func:`keep` stores only what
+:mod:`stepline.deadletter_limits` allows of the body and headers."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import psycopg
 from cloudevents.core.base import BaseCloudEvent
 
 from stepline.db import execute, fetch_one, jsonb
+from stepline.deadletter_limits import bounded, bounded_reason
 from stepline.lifecycle.unit import Unit
 from stepline.packet import Packet
 
@@ -46,12 +49,14 @@ class DeadLetter:
 
 
 async def keep(conn: psycopg.AsyncConnection, letter: DeadLetter) -> None:
-    """In the caller's transaction."""
+    """In the caller's transaction; a second one of the same consumer and event id
+    changes nothing."""
+    kept = bounded(body=letter.body, headers=letter.headers)
     await execute(
         conn, "dead_letter_insert", consumer=letter.consumer, event_id=letter.event_id,
         account_id=letter.account_id, job_id=letter.job_id, process_id=letter.process_id,
-        origin=letter.origin, reason=letter.reason, headers=jsonb(letter.headers),
-        body=letter.body,
+        origin=letter.origin, reason=bounded_reason(letter.reason),
+        headers=jsonb(kept.headers), body=kept.body, truncated=kept.truncated,
     )
 
 

@@ -12,15 +12,23 @@ from stepline.packet import Packet, ProcessRef, Ref, StepRef, WorkflowRef
 
 
 async def finish(conn: psycopg.AsyncConnection, job_id: uuid.UUID) -> str | None:
-    """End the job if nothing of it is outstanding (run after the commit that could have
-    finished it: :class:`stepline.lifecycle.Unit` does). A child job's end delivers its
-    waiting parent process again, in the same transaction. The final status, or None
-    while the job still runs."""
+    """End the job if nothing of it is outstanding: its final status, or None while it
+    still runs (see :func:`finish_many`)."""
+    return (await finish_many(conn, [job_id])).get(job_id)
+
+
+async def finish_many(conn: psycopg.AsyncConnection, job_ids: list[uuid.UUID]
+                      ) -> dict[uuid.UUID, str]:
+    """End each job that has nothing outstanding, in one statement (run after the commit
+    that could have finished them: :class:`stepline.lifecycle.Unit` does). A child job's
+    end delivers its waiting parent process again, in the same transaction. The jobs
+    ended, with their final status."""
     async with conn.transaction():
-        row = await fetch_one(conn, "job_finish", job_id=job_id)
-        if row and row["parent_process_id"]:
-            await redeliver(conn, row["parent_process_id"])
-    return row["status"] if row else None
+        rows = await fetch_all(conn, "jobs_finish", job_ids=job_ids)
+        for row in rows:
+            if row["parent_process_id"]:
+                await redeliver(conn, row["parent_process_id"])
+    return {row["id"]: row["status"] for row in rows}
 
 
 async def finish_stale(conn: psycopg.AsyncConnection, *, min_age_s: float) -> int:
@@ -56,19 +64,12 @@ async def redeliver(conn: psycopg.AsyncConnection, process_id: uuid.UUID) -> boo
 
 
 async def cancel(conn: psycopg.AsyncConnection, job_id: uuid.UUID) -> bool:
-    """Cancel a running job with its pending processes and undelivered messages, in the
-    caller's transaction, and with them the child jobs its processes wait for (a service
-    call runs in another account, but it is the caller's to stop). A cancelled child job
-    delivers its parent process again, which then fails: no caller waits for ever on a
-    call its publisher stopped. False if the job had already ended."""
-    cancelled = await fetch_one(conn, "job_cancel", job_id=job_id)
-    if cancelled is None:
-        return False
-    children = await fetch_all(conn, "job_children_running", job_id=job_id)
-    await execute(conn, "job_cancel_processes", job_id=job_id)
-    await execute(conn, "job_cancel_outbox", job_id=job_id)
-    for child in children:  # calls nest a few levels deep at most (MAX_CALL_DEPTH)
-        await cancel(conn, child["id"])
-    if cancelled["parent_process_id"]:
-        await redeliver(conn, cancelled["parent_process_id"])
-    return True
+    """Cancel a running job with every job it started, their pending processes and
+    undelivered messages, in the caller's transaction; a cancelled child job's waiting
+    parent is delivered again, so its step ends (failed: its child was cancelled) instead
+    of waiting for ever. False if the job had already ended."""
+    rows = await fetch_all(conn, "job_cancel", job_id=job_id)
+    for row in rows:  # the parents of the jobs below it are cancelled with them
+        if row["id"] == job_id and row["parent_process_id"]:
+            await redeliver(conn, row["parent_process_id"])
+    return bool(rows)

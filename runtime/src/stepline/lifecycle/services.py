@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from jsonschema import Draft202012Validator
 
+from stepline import bounded, payload_schema
 from stepline.db import fetch_one
 from stepline.errors import PermanentError
 from stepline.lifecycle.admission import Refusal
@@ -62,14 +62,16 @@ async def service_row(conn: psycopg.AsyncConnection, target: ServiceTarget) -> d
     return {**row, "caller_account_id": target.caller, "call_price": row["price_per_call"]}
 
 
-def check_input(row: dict[str, Any], payload: Any) -> None:
-    """The input against the service's schema, every problem named by its field."""
-    problems = [
-        {"field": "input" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}"
-                                    for p in err.absolute_path),
-         "message": err.message}
-        for err in Draft202012Validator(row["input_schema"]).iter_errors(payload)
-    ]
+async def check_input(row: dict[str, Any], payload: Any) -> None:
+    """The input against the service's schema (the publisher's: its patterns on RE2, in a
+    bounded worker), every problem named by its field."""
+    try:
+        problems = await bounded.shared().run(payload_schema.payload_problems,
+                                              row["input_schema"], payload,
+                                              what="checking a service's input_schema")
+    except bounded.Overrun as exc:
+        problems = [{"field": "input_schema", "message": str(exc)}]
+    problems = [{**p, "field": "input" + p["field"].removeprefix("payload")} for p in problems]
     if problems:
         listed = "; ".join(f"{p['field']}: {p['message']}" for p in problems[:5])
         raise InvalidInput(f"the input does not satisfy the input schema of the service "

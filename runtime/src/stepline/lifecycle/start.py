@@ -10,7 +10,7 @@ idempotency key already used starts nothing new and answers the first start's jo
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -23,13 +23,14 @@ from stepline.db import connection, execute, fetch_one, jsonb
 from stepline.definition import Version
 from stepline.errors import PermanentError
 from stepline.lifecycle.admission import Gate, Refusal, refusal
+from stepline.lifecycle.quota import OverQuota, take
 from stepline.lifecycle.services import ServiceTarget, check_input, for_caller, service_row
 from stepline.lifecycle.unit import Unit, work
 from stepline.lifecycle.versions import Versions
 from stepline.messages import Message, outgoing, plan
 from stepline.packet import Packet, ProcessRef, Ref, StepRef, WorkflowRef
 
-Check = Callable[[dict[str, Any], Any], None]
+Check = Callable[[dict[str, Any], Any], Awaitable[None]]
 CONFIGURED = object()  # the payload is the target step's own ``config.payload`` (CronJob)
 
 
@@ -100,18 +101,29 @@ async def start(unit: Unit, versions: Versions,
     if payload is CONFIGURED:
         payload = row["config"].get("payload", {})
     if check is not None:
-        check(row["config"], payload)
+        await check(row["config"], payload)
     if isinstance(target, ServiceTarget):
-        check_input(row, payload)
+        await check_input(row, payload)
     refused = await _admit(unit, row, starting=True)
     if refused is not None:
-        return for_caller(refused, row) if isinstance(target, ServiceTarget) else refused
+        return _as_told(target, row, refused)
     version = await versions.get(unit.conn, row["workflow_id"], row["version"])
-    started = await _insert(unit.conn, version, row, payload=payload, trigger=trigger,
-                            idempotency_key=idempotency_key, user_id=user_id, parent=parent)
+    options = {"payload": payload, "trigger": trigger, "idempotency_key": idempotency_key,
+               "user_id": user_id, "parent": parent}
+    try:
+        started = await _insert(unit.conn, version, row, **options)
+    except OverQuota as exc:
+        return _as_told(target, row, await _refused(unit, row,
+                                                    Refusal("quota_exceeded", str(exc))))
     if started.created and not started.sent:
         unit.may_end(started.job_id)
     return started
+
+
+def _as_told(target: StepTarget | WorkflowTarget | ServiceTarget, row: dict[str, Any],
+             refused: Refusal) -> Refusal:
+    """A service's caller is told the refusal without the publisher's reasons."""
+    return for_caller(refused, row) if isinstance(target, ServiceTarget) else refused
 
 
 async def admission(unit: Unit, target: WorkflowTarget) -> Refusal | None:
@@ -121,8 +133,15 @@ async def admission(unit: Unit, target: WorkflowTarget) -> Refusal | None:
 
 
 async def _admit(unit: Unit, row: dict[str, Any], *, starting: bool) -> Refusal | None:
-    refused = refusal(await _gate(unit.conn, row), starting=starting)
-    if refused is not None and refused.counted:
+    refused = refusal(_gate(row), starting=starting)
+    if refused is None:
+        return None
+    return await _refused(unit, row, refused)
+
+
+async def _refused(unit: Unit, row: dict[str, Any], refused: Refusal) -> Refusal:
+    """The refusal, counted in today's usage (a pause is not counted)."""
+    if refused.counted:
         await execute(unit.conn, "usage_refused", account_id=row["account_id"],
                       day=datetime.now(UTC).date())
     return refused
@@ -148,10 +167,10 @@ async def _target(conn: psycopg.AsyncConnection,
     return row
 
 
-async def _gate(conn: psycopg.AsyncConnection, row: dict[str, Any]) -> Gate:
-    quota, used = row["monthly_quota"], 0
-    if quota is not None:
-        used = await month_processes(conn, row["account_id"], cap=quota + 1)
+def _gate(row: dict[str, Any]) -> Gate:
+    """Admission's row: the target's, and what the account's quota counted this month."""
+    quota = row["monthly_quota"]
+    used = row["quota_used"] if quota is not None else 0
     return Gate(account_id=row["account_id"], account_blocked=row["account_blocked"],
                 account_blocked_reason=row["account_blocked_reason"],
                 workflow_blocked=row["workflow_blocked"],
@@ -187,6 +206,36 @@ async def _insert(conn: psycopg.AsyncConnection, version: Version, row: dict[str
         step=StepRef(id=entry.id, key=entry.key), process=ProcessRef(id=uuid.uuid4()),
     )
     entry_rows, processes, rows = _first_messages(packet, entry, version, row.get("entry_kind"))
+    if row["monthly_quota"] is None:
+        return await _write(conn, version, row, job_id=job_id, payload=payload,
+                            trigger=trigger, idempotency_key=idempotency_key,
+                            user_id=user_id, parent=parent, entry_rows=entry_rows,
+                            processes=processes, rows=rows)
+    try:  # counted with the quota: both or neither (a savepoint)
+        async with conn.transaction():
+            await take(conn, row["account_id"], len(entry_rows) + len(processes))
+            started = await _write(conn, version, row, job_id=job_id, payload=payload,
+                                   trigger=trigger, idempotency_key=idempotency_key,
+                                   user_id=user_id, parent=parent, entry_rows=entry_rows,
+                                   processes=processes, rows=rows)
+            if not started.created:
+                raise _Uncounted(started)
+    except _Uncounted as repeat:  # an idempotent repeat makes nothing, counts nothing
+        return repeat.started
+    return started
+
+
+class _Uncounted(Exception):
+    def __init__(self, started: Started) -> None:
+        self.started = started
+
+
+async def _write(conn: psycopg.AsyncConnection, version: Version, row: dict[str, Any], *,
+                 job_id: uuid.UUID, payload: Any, trigger: str, idempotency_key: str | None,
+                 user_id: uuid.UUID | None, parent: Parent | None,
+                 entry_rows: list[dict[str, Any]], processes: list[dict[str, Any]],
+                 rows: list[dict[str, Any]]) -> Started:
+    workflow_id = row["workflow_id"]
     written = await fetch_one(
         conn, "job_start", id=job_id, account_id=row["account_id"], workflow_id=workflow_id,
         workflow_version_id=version.id, version=version.number, trigger=trigger,

@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 
 import psycopg
 
-from stepline.lifecycle.jobs import finish
+from stepline.lifecycle.jobs import finish_many
 
 
 class Unit:
@@ -34,11 +34,12 @@ class Unit:
 
     async def end_jobs(self, conn: psycopg.AsyncConnection | None = None
                        ) -> dict[uuid.UUID, str | None]:
-        """After the commit: end each touched job that has nothing outstanding; each
-        job's final status, or None while it still runs."""
-        ended = {job_id: await finish(conn or self.conn, job_id) for job_id in self._ending}
-        self._ending.clear()
-        return ended
+        """After the commit: end each touched job that has nothing outstanding, all in one
+        statement; the jobs ended, with their final status."""
+        if not self._ending:
+            return {}
+        ending, self._ending = list(self._ending), {}
+        return await finish_many(conn or self.conn, ending)
 
 
 @asynccontextmanager

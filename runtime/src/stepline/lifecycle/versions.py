@@ -8,8 +8,9 @@ from typing import Any
 
 import psycopg
 from cachetools import LRUCache
+from psycopg_pool import AsyncConnectionPool
 
-from stepline.db import fetch_all
+from stepline.db import connection, fetch_all
 from stepline.definition import RetryPolicy, Step, Version
 from stepline.errors import PermanentError
 
@@ -51,3 +52,11 @@ class Versions:
             raise UnknownVersion(f"workflow {workflow_id} has no version {number}")
         version = self._cache[key] = version_from_rows(rows)
         return version
+
+    async def load(self, pool: AsyncConnectionPool, workflow_id: uuid.UUID,
+                   number: int) -> Version:
+        """The same, taking a connection of ``pool`` only when the version is not cached."""
+        if (cached := self._cache.get((workflow_id, number))) is not None:
+            return cached
+        async with connection(pool) as conn:
+            return await self.get(conn, workflow_id, number)

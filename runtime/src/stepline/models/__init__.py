@@ -15,7 +15,7 @@ from stepline.models.job import Job, Process
 from stepline.models.messaging import DeadLetter, InboxEntry, OutboxMessage
 from stepline.models.project import Project
 from stepline.models.service import Service
-from stepline.models.usage import UsageDaily
+from stepline.models.usage import QuotaUsage, UsageDaily
 from stepline.models.workflow import Step, Workflow, WorkflowVersion
 
 __all__ = [
@@ -33,6 +33,7 @@ __all__ = [
     "Project",
     "Service",
     "Step",
+    "QuotaUsage",
     "UsageDaily",
     "Workflow",
     "WorkflowVersion",

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Identity,
     Index,
@@ -36,6 +37,9 @@ class OutboxMessage(Base):
         Index("ix_outbox_due", "not_before", "id", postgresql_where=text("status = 'pending'")),
         Index(None, "job_id", postgresql_where=text("status = 'pending'")),
         Index("ix_outbox_sent_at", "sent_at", postgresql_where=text("status = 'sent'")),
+        # the fair claim: each account's due pending rows in order
+        Index("ix_outbox_fair", "account_id", "not_before", "id",
+              postgresql_where=text("status = 'pending'")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(always=False), primary_key=True)
@@ -43,6 +47,8 @@ class OutboxMessage(Base):
     destination: Mapped[str] = mapped_column(String(100))
     job_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     process_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    # whose work it is: the relay claims fairly across accounts
+    account_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     # CloudEvent attributes (type, source, extensions...) and its data, the packet
     attributes: Mapped[dict[str, Any]]
     data: Mapped[Any] = mapped_column(JSONB, nullable=False)
@@ -83,6 +89,10 @@ class DeadLetter(Base):
         ),
         Index(None, "job_id", postgresql_where=text("job_id IS NOT NULL")),
         Index(None, "created_at"),
+        # an account's list, newest first (GET /v1/dead-letters)
+        Index(None, "account_id", "created_at", "id"),
+        # retention: resolved ones go first
+        Index(None, "resolved_at", postgresql_where=text("resolved_at IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(always=False), primary_key=True)
@@ -95,6 +105,9 @@ class DeadLetter(Base):
     origin: Mapped[str] = mapped_column(String(20))
     reason: Mapped[str] = mapped_column(Text)
     headers: Mapped[dict[str, Any] | None]
+    # at most stepline.deadletter_limits.BODY_MAX_BYTES of it; truncated: the body or a header
+    # was cut to its limit
     body: Mapped[str | None] = mapped_column(Text)
+    truncated: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     created_at: Mapped[Created]
     resolved_at: Mapped[datetime | None]

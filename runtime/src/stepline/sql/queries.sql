@@ -2,28 +2,40 @@
 -- outbox), the job's end, and the relay's claim. Parameters are psycopg %(name)s.
 -- A `-- fragment:` is a piece written once and used as {name} inside queries.
 
--- name: delivery_begin
--- The start of a delivery in one round trip: whether this consumer has seen the event,
--- the process and its job as they were, and the process marked running when it may run.
--- The mark commits without waiting for the WAL flush: lost in a crash, it only leaves
--- the process shown pending until the redelivery marks it again.
+-- name: deliveries_begin
+-- The start of many deliveries in one round trip: for each, whether its consumer has seen
+-- the event, the process and its job as they were, what admission says of its account
+-- and workflow now (a block stops pending work), and the process marked running when it
+-- may run. The marks commit without waiting for the WAL flush: lost in a crash, they
+-- only leave a process shown pending until the redelivery marks it again.
 WITH soft AS (SELECT set_config('synchronous_commit', 'off', true) AS done),
-seen AS (SELECT EXISTS (SELECT 1 FROM inbox
-                        WHERE consumer = %(consumer)s AND event_id = %(event_id)s) AS seen),
-state AS (SELECT p.status, p.account_id, j.status AS job_status
-          FROM processes p JOIN jobs j ON j.id = p.job_id
-          WHERE p.id = %(process_id)s),
-began AS (UPDATE processes p
-          SET status = 'running', attempt = %(attempt)s,
-              started_at = coalesce(p.started_at, now())
-          FROM soft, seen, state
-          WHERE p.id = %(process_id)s AND p.status IN ('pending', 'running')
-            AND soft.done IS NOT NULL AND NOT seen.seen
-            AND state.account_id = %(account_id)s AND state.job_status <> 'cancelled'
-          RETURNING 1)
-SELECT seen.seen, state.status, state.account_id, state.job_status,
-       EXISTS (SELECT 1 FROM began) AS began
-FROM seen LEFT JOIN state ON true;
+d AS (SELECT * FROM jsonb_to_recordset(%(deliveries)s)
+      AS d(i int, consumer text, event_id text, process_id uuid, account_id uuid,
+           attempt int)),
+state AS (
+    SELECT d.i, d.process_id, d.attempt,
+           EXISTS (SELECT 1 FROM inbox
+                   WHERE consumer = d.consumer AND event_id = d.event_id) AS seen,
+           p.status, p.account_id, p.account_id IS NOT DISTINCT FROM d.account_id AS ours,
+           j.status AS job_status, a.monthly_quota,
+           a.blocked_at IS NOT NULL AS account_blocked, a.blocked_reason AS account_blocked_reason,
+           w.blocked_at IS NOT NULL AS workflow_blocked, w.blocked_reason AS workflow_blocked_reason
+    FROM d LEFT JOIN processes p ON p.id = d.process_id
+    LEFT JOIN jobs j ON j.id = p.job_id
+    LEFT JOIN accounts a ON a.id = p.account_id
+    LEFT JOIN workflows w ON w.id = j.workflow_id),
+began AS (
+    UPDATE processes p
+    SET status = 'running', attempt = s.attempt, started_at = coalesce(p.started_at, now())
+    FROM soft, state s
+    WHERE p.id = s.process_id AND p.status IN ('pending', 'running') AND soft.done IS NOT NULL
+      AND NOT s.seen AND s.ours AND s.job_status <> 'cancelled'
+      AND NOT s.account_blocked AND NOT s.workflow_blocked
+    RETURNING p.id)
+SELECT s.i, s.seen, s.status, s.account_id, s.ours, s.job_status, s.monthly_quota,
+       s.account_blocked, s.account_blocked_reason, s.workflow_blocked,
+       s.workflow_blocked_reason
+FROM state s ORDER BY s.i;
 
 -- name: inbox_record
 -- The one statement that makes a delivery count: no row back means another delivery of
@@ -39,36 +51,43 @@ SET status = 'succeeded', output = %(output)s, logs = coalesce(logs, '[]'::jsonb
     finished_at = now()
 WHERE id = %(process_id)s AND status IN ('pending', 'running');
 
--- name: step_succeed
--- A step's success in one statement, so one round trip and, on a connection in
--- autocommit, one transaction: the inbox row that makes the delivery count, the
--- process's result, its next processes and their outbox rows. Nothing after the inbox
--- row is written when another delivery of the event counted first, and no next step
--- when the process was cancelled meanwhile. (Foreign keys are checked at the end of
--- the statement, when the new processes exist.)
-WITH counted AS (
+-- name: steps_succeed
+-- The successes of many deliveries in one statement, so one round trip and, on a
+-- connection in autocommit, one transaction and one WAL flush: for each, the inbox row
+-- that makes it count, the process's result, its next processes and their outbox rows.
+-- Nothing after the inbox row is written for a delivery another one counted first, and no
+-- next step for a process cancelled meanwhile. The caller sends each event once a batch
+-- (a repeat is a duplicate it answers itself). Foreign keys are checked at the end of the
+-- statement, when the new processes exist.
+WITH d AS (SELECT * FROM jsonb_to_recordset(%(deliveries)s)
+           AS d(i int, consumer text, event_id text, process_id uuid, output jsonb,
+                logs jsonb)),
+counted AS (
     INSERT INTO inbox (consumer, event_id, process_id)
-    VALUES (%(consumer)s, %(event_id)s, %(process_id)s)
+    SELECT consumer, event_id, process_id FROM d
     ON CONFLICT DO NOTHING
-    RETURNING 1),
+    RETURNING consumer, event_id),
 done AS (
-    UPDATE processes
-    SET status = 'succeeded', output = %(output)s,
-        logs = coalesce(logs, '[]'::jsonb) || %(logs)s, error = NULL, finished_at = now()
-    WHERE id = %(process_id)s AND status IN ('pending', 'running')
-      AND EXISTS (SELECT 1 FROM counted)
-    RETURNING 1),
+    UPDATE processes p
+    SET status = 'succeeded', output = d.output, logs = coalesce(p.logs, '[]'::jsonb) || d.logs,
+        error = NULL, finished_at = now()
+    FROM d JOIN counted c ON c.consumer = d.consumer AND c.event_id = d.event_id
+    WHERE p.id = d.process_id AND p.status IN ('pending', 'running')
+    RETURNING p.id),
 next_processes AS (
     {new_processes}
-    WHERE EXISTS (SELECT 1 FROM done)
-    RETURNING 1),
+    WHERE r.parent_id IN (SELECT id FROM done)
+    RETURNING id, parent_id),
 next_rows AS (
     {new_outbox_rows}
-    WHERE EXISTS (SELECT 1 FROM done)
+    WHERE r.process_id IN (SELECT id FROM next_processes)
     RETURNING 1)
-SELECT EXISTS (SELECT 1 FROM counted) AS counted,
-       (SELECT count(*) FROM next_processes) AS processes,
-       (SELECT count(*) FROM next_rows) AS sent;
+SELECT d.i, c.event_id IS NOT NULL AS counted, coalesce(s.sent, 0) AS sent,
+       (SELECT count(*) FROM next_rows) AS rows_written
+FROM d LEFT JOIN counted c ON c.consumer = d.consumer AND c.event_id = d.event_id
+LEFT JOIN (SELECT parent_id, count(*) AS sent FROM next_processes GROUP BY parent_id) s
+       ON s.parent_id = d.process_id
+ORDER BY d.i;
 
 -- name: process_fail
 UPDATE processes
@@ -104,11 +123,12 @@ LEFT JOIN functions f ON f.name = r.function
 -- fragment: new_outbox_rows
 -- Outbox rows from a JSON array of rows (messages.outbox_row makes them); a row without
 -- not_before is due at once.
-INSERT INTO outbox (event_id, destination, job_id, process_id, attributes, data, not_before)
-SELECT r.event_id, r.destination, r.job_id, r.process_id, r.attributes, r.data,
+INSERT INTO outbox (event_id, destination, job_id, process_id, account_id, attributes, data,
+                    not_before)
+SELECT r.event_id, r.destination, r.job_id, r.process_id, r.account_id, r.attributes, r.data,
        coalesce(r.not_before, now())
 FROM jsonb_to_recordset(%(rows)s) AS r(event_id uuid, destination text, job_id uuid,
-     process_id uuid, attributes jsonb, data jsonb, not_before timestamptz)
+     process_id uuid, account_id uuid, attributes jsonb, data jsonb, not_before timestamptz)
 
 -- name: processes_insert
 {new_processes};
@@ -117,24 +137,28 @@ FROM jsonb_to_recordset(%(rows)s) AS r(event_id uuid, destination text, job_id u
 {new_outbox_rows};
 
 -- name: dead_letter_insert
+-- Only through stepline.deadletters.record, which bounds the body and headers first.
 INSERT INTO dead_letters (consumer, event_id, account_id, job_id, process_id, origin,
-                          reason, headers, body)
+                          reason, headers, body, truncated)
 VALUES (%(consumer)s, %(event_id)s, %(account_id)s, %(job_id)s, %(process_id)s,
-        %(origin)s, %(reason)s, %(headers)s, %(body)s)
+        %(origin)s, %(reason)s, %(headers)s, %(body)s, %(truncated)s)
 ON CONFLICT (consumer, event_id) WHERE event_id IS NOT NULL DO NOTHING;
 
--- name: job_finish
+-- name: jobs_finish
 -- Run after the commit that finished a process, never inside it: the last process to
--- commit is sure to see every other one committed, so exactly one check ends the job.
-UPDATE jobs
+-- commit is sure to see every other one committed, so exactly one check ends each job.
+-- Many jobs at once, locked in one order so that two checkers never deadlock.
+UPDATE jobs j
 SET status = CASE WHEN EXISTS (SELECT 1 FROM processes
-                               WHERE job_id = %(job_id)s AND status = 'failed')
+                               WHERE job_id = j.id AND status = 'failed')
                   THEN 'failed' ELSE 'succeeded' END,
     finished_at = now()
-WHERE id = %(job_id)s AND status = 'running'
+WHERE j.id IN (SELECT id FROM jobs WHERE id = ANY(%(job_ids)s) AND status = 'running'
+               ORDER BY id FOR UPDATE)
+  AND j.status = 'running'
   AND NOT EXISTS (SELECT 1 FROM processes
-                  WHERE job_id = %(job_id)s AND status IN ('pending', 'running'))
-RETURNING status, parent_process_id;
+                  WHERE job_id = j.id AND status IN ('pending', 'running'))
+RETURNING j.id, j.status, j.parent_process_id;
 
 -- name: jobs_finish_stale
 -- The same end, for running jobs whose last check was lost to a crash.
@@ -251,23 +275,27 @@ SELECT (SELECT id FROM job) AS id, (SELECT created_at FROM job) AS created_at,
 SELECT id FROM jobs WHERE workflow_id = %(workflow_id)s AND idempotency_key = %(idempotency_key)s;
 
 -- name: job_cancel
-UPDATE jobs SET status = 'cancelled', finished_at = now()
-WHERE id = %(job_id)s AND status = 'running'
-RETURNING id, parent_process_id;
-
--- name: job_children_running
--- The running child jobs (Workflow.call, service calls) of a job's processes.
-SELECT c.id FROM jobs c
-WHERE c.status = 'running'
-  AND c.parent_process_id IN (SELECT p.id FROM processes p WHERE p.job_id = %(job_id)s);
-
--- name: job_cancel_processes
-UPDATE processes SET status = 'cancelled', finished_at = now()
-WHERE job_id = %(job_id)s AND status IN ('pending', 'running');
-
--- name: job_cancel_outbox
-UPDATE outbox SET status = 'cancelled', claimed_until = NULL
-WHERE job_id = %(job_id)s AND status = 'pending';
+-- A running job and every running job it started (Workflow.call and service children,
+-- theirs, and so on), cancelled in one statement with their pending and running
+-- processes and their undelivered messages. The jobs cancelled come back, each with the
+-- process that waits for it, if any.
+WITH RECURSIVE tree AS (
+    SELECT id FROM jobs WHERE id = %(job_id)s AND status = 'running'
+    UNION
+    SELECT child.id FROM tree
+    JOIN processes p ON p.job_id = tree.id
+    JOIN jobs child ON child.parent_process_id = p.id AND child.status = 'running'),
+cancelled AS (
+    UPDATE jobs SET status = 'cancelled', finished_at = now()
+    WHERE id IN (SELECT id FROM tree)
+    RETURNING id, parent_process_id),
+processes_cancelled AS (
+    UPDATE processes SET status = 'cancelled', finished_at = now()
+    WHERE job_id IN (SELECT id FROM tree) AND status IN ('pending', 'running')),
+messages_cancelled AS (
+    UPDATE outbox SET status = 'cancelled', claimed_until = NULL
+    WHERE job_id IN (SELECT id FROM tree) AND status = 'pending')
+SELECT id, parent_process_id FROM cancelled;
 
 -- name: process_fail_by_transport
 -- The transport gave up on a message: its process fails (unless it already ended).
@@ -289,7 +317,10 @@ SELECT w.id AS workflow_id, w.account_id, w.current_version AS version, v.entry_
        w.paused_at IS NOT NULL AS paused,
        w.blocked_at IS NOT NULL AS workflow_blocked, w.blocked_reason AS workflow_blocked_reason,
        a.blocked_at IS NOT NULL AS account_blocked, a.blocked_reason AS account_blocked_reason,
-       a.monthly_quota
+       a.monthly_quota,
+       coalesce((SELECT processes FROM quota_usage q WHERE q.account_id = a.id
+                 AND q.month = date_trunc('month', now() AT TIME ZONE 'UTC')::date), 0)
+           AS quota_used
 FROM wanted
 JOIN workflows w ON w.id = wanted.id AND w.deleted_at IS NULL
 JOIN workflow_versions v ON v.workflow_id = w.id AND v.version = w.current_version
@@ -311,7 +342,10 @@ SELECT sv.id AS service_id, sv.name AS service_name, sv.visibility, sv.input_sch
        w.paused_at IS NOT NULL AS paused,
        w.blocked_at IS NOT NULL AS workflow_blocked, w.blocked_reason AS workflow_blocked_reason,
        a.blocked_at IS NOT NULL AS account_blocked, a.blocked_reason AS account_blocked_reason,
-       a.monthly_quota
+       a.monthly_quota,
+       coalesce((SELECT processes FROM quota_usage q WHERE q.account_id = a.id
+                 AND q.month = date_trunc('month', now() AT TIME ZONE 'UTC')::date), 0)
+           AS quota_used
 FROM services sv
 JOIN workflows w ON w.id = sv.workflow_id
 JOIN workflow_versions v ON v.workflow_id = w.id AND v.version = sv.version
@@ -330,6 +364,38 @@ SELECT (SELECT count(*) FROM (SELECT 1 FROM processes
      + (SELECT coalesce(sum(processes), 0) FROM usage_daily
         WHERE account_id = %(account_id)s AND day >= %(since)s::date) AS n;
 
+-- name: quota_take
+-- Count new processes against the account's monthly quota, if it has one and they fit.
+-- The row lock of the update makes concurrent creations of one account queue until the
+-- first commits, and each then sees the count the other left: together they never
+-- overshoot. No quota: nothing counted, no lock. `taken` is null when they do not fit, or
+-- when the month has no count yet (`used` null too: quota_reset makes it, then try again).
+WITH account AS (SELECT monthly_quota FROM accounts WHERE id = %(account_id)s),
+taken AS (
+    UPDATE quota_usage q SET processes = q.processes + %(n)s
+    FROM account
+    WHERE q.account_id = %(account_id)s
+      AND q.month = date_trunc('month', now() AT TIME ZONE 'UTC')::date
+      AND account.monthly_quota IS NOT NULL AND q.processes + %(n)s <= account.monthly_quota
+    RETURNING q.processes)
+SELECT (SELECT monthly_quota FROM account) AS quota, (SELECT processes FROM taken) AS taken,
+       (SELECT processes FROM quota_usage
+        WHERE account_id = %(account_id)s
+          AND month = date_trunc('month', now() AT TIME ZONE 'UTC')::date) AS used;
+
+-- name: quota_reset
+-- The account's count this month as it really is (processes, and days already rolled up
+-- into usage_daily): the month's first count, or a quota just set or changed; never lower
+-- than what is counted already.
+INSERT INTO quota_usage AS q (account_id, month, processes)
+SELECT %(account_id)s, date_trunc('month', now() AT TIME ZONE 'UTC')::date,
+       (SELECT count(*) FROM processes WHERE account_id = %(account_id)s
+          AND created_at >= date_trunc('month', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC')
+     + (SELECT coalesce(sum(processes), 0) FROM usage_daily WHERE account_id = %(account_id)s
+          AND day >= date_trunc('month', now() AT TIME ZONE 'UTC')::date)
+ON CONFLICT (account_id, month) DO UPDATE
+SET processes = greatest(q.processes, excluded.processes);
+
 -- name: usage_refused
 INSERT INTO usage_daily (account_id, day, refused) VALUES (%(account_id)s, %(day)s, 1)
 ON CONFLICT (account_id, day) DO UPDATE SET refused = usage_daily.refused + 1;
@@ -347,14 +413,20 @@ UPDATE processes SET logs = coalesce(logs, '[]'::jsonb) || %(logs)s
 WHERE id = %(process_id)s AND status IN ('pending', 'running');
 
 -- name: child_job
-SELECT id, status FROM jobs WHERE parent_process_id = %(process_id)s
-ORDER BY created_at DESC LIMIT 1;
+-- The child job of the process's current run: a process retried through the API starts
+-- a new run (its started_at set again), which must not read the last run's child.
+SELECT j.id, j.status FROM jobs j JOIN processes p ON p.id = j.parent_process_id
+WHERE p.id = %(process_id)s AND j.created_at >= p.started_at
+ORDER BY j.created_at DESC LIMIT 1;
 
 -- name: account_is_operator
 SELECT is_operator FROM accounts WHERE id = %(account_id)s;
 
--- name: job_depth
-SELECT depth FROM jobs WHERE id = %(job_id)s;
+-- name: call_context
+-- What a child job's start needs of its calling process: how deep its job is nested,
+-- and when this run of the process began (part of the child's idempotency key).
+SELECT j.depth, p.started_at FROM processes p JOIN jobs j ON j.id = p.job_id
+WHERE p.id = %(process_id)s;
 
 -- name: job_result
 -- What a finished job produced: the outputs of its last steps (processes with no child).

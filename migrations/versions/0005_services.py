@@ -8,8 +8,8 @@ Every new column on the big tables (jobs, processes) is nullable without a defau
 catalog change only, no table rewrite. The check constraints are written by hand
 (autogenerate does not see them).
 
-Revision ID: 0003_services
-Revises: 0002
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-12-02 07:58:38.347220
 """
 
@@ -19,8 +19,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = '0003_services'
-down_revision: str | None = '0002'
+revision: str = '0005'
+down_revision: str | None = '0004'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
