@@ -34,6 +34,7 @@ class World:
     hook_step_id: str
     dead_letter_id: int
     malformed_id: int
+    service_id: str
 
 
 Call = tuple[str, str, dict[str, Any], int]  # client name, url, request kwargs, status
@@ -116,6 +117,34 @@ CASES: list[tuple[str, str, Case, Case]] = [
      lambda w: ("admin", f"/v1/connections/{UNKNOWN}", {}, 404)),
     ("GET", "/v1/functions", lambda w: ("viewer", "/v1/functions", {}, 200),
      lambda w: ("anonymous", "/v1/functions", {}, 401)),
+    ("POST", "/v1/functions",
+     lambda w: ("operator", "/v1/functions", {"json": {
+         "name": "Walk.greet", "kind": "action", "visibility": "public",
+         "config_schema": {"type": "object"}, "endpoint": "http://127.0.0.1:9/"}}, 201),
+     lambda w: ("admin", "/v1/functions", {"json": {
+         "name": "Walk.other", "kind": "action", "visibility": "public",
+         "config_schema": {"type": "object"}, "endpoint": "http://127.0.0.1:9/"}}, 403)),
+    ("PATCH", "/v1/functions/{name}",
+     lambda w: ("operator", "/v1/functions/Transform", {"json": {"price_per_process": "0.001"}},
+                200),
+     lambda w: ("operator", "/v1/functions/Transform", {"json": {"price_per_process": 0.1}},
+                422)),
+    ("POST", "/v1/services",
+     lambda w: ("admin", "/v1/services", {"json": {
+         "workflow_id": w.workflow["id"], "name": "Walk.second", "visibility": "private"}}, 201),
+     lambda w: ("admin", "/v1/services", {"json": {
+         "workflow_id": w.workflow["id"], "name": "Walk.second", "visibility": "private"}}, 409)),
+    ("GET", "/v1/services", lambda w: ("viewer", "/v1/services", {}, 200),
+     lambda w: ("viewer", "/v1/services?limit=0", {}, 422)),
+    ("GET", "/v1/services/{service_id}",
+     lambda w: ("viewer", f"/v1/services/{w.service_id}", {}, 200),
+     lambda w: ("viewer", f"/v1/services/{UNKNOWN}", {}, 404)),
+    ("PATCH", "/v1/services/{service_id}",
+     lambda w: ("admin", f"/v1/services/{w.service_id}", {"json": {"price_per_call": "0.5"}},
+                200),
+     lambda w: ("admin", f"/v1/services/{w.service_id}", {"json": {"version": 99}}, 422)),
+    ("GET", "/v1/billing", lambda w: ("viewer", "/v1/billing?month=2026-01&format=csv", {}, 200),
+     lambda w: ("viewer", "/v1/billing?month=2026-1", {}, 422)),
     ("POST", "/v1/workflows",
      lambda w: ("admin", "/v1/workflows", {"json": {
          "project_id": w.project_id, "name": "another", "steps": manual_then()}}, 201),
@@ -201,6 +230,9 @@ CASES: list[tuple[str, str, Case, Case]] = [
      # its workflow is still there: refused until the workflow is deleted
      lambda w: ("admin", f"/v1/projects/{w.project_id}", {}, 409),
      lambda w: ("admin", f"/v1/projects/{UNKNOWN}", {}, 404)),
+    ("DELETE", "/v1/services/{service_id}",
+     lambda w: ("admin", f"/v1/services/{w.service_id}", {}, 204),
+     lambda w: ("admin", f"/v1/services/{w.service_id}", {}, 404)),
     ("DELETE", "/v1/workflows/{workflow_id}",
      lambda w: ("admin", f"/v1/workflows/{w.workflow['id']}", {}, 204),
      lambda w: ("admin", f"/v1/workflows/{w.workflow['id']}", {}, 404)),
@@ -225,11 +257,14 @@ async def make_world(a: Api, database_url: str) -> World:
     spare = await admin.post("/v1/tokens", json={"name": "spare", "role": "viewer"})
     hooked = await workflow(admin, [{"key": "hook", "function": "Webhook", "output": None}],
                             project_id=project_id)
+    service = await admin.post("/v1/services", json={
+        "workflow_id": flow["id"], "name": "Walk.enrich", "visibility": "public"})
     return World(api=a, admin=admin, viewer=viewer, account_id=account["id"],
                  project_id=project_id, workflow=flow, job_id=job_id, process_id=process_id,
                  connection_id=connection.json()["id"], token_id=spare.json()["id"],
                  hook_step_id=hooked["steps"][0]["id"], dead_letter_id=dead_letter_id,
-                 malformed_id=dead_letter(database_url, account["id"], None))
+                 malformed_id=dead_letter(database_url, account["id"], None),
+                 service_id=service.json()["id"])
 
 
 async def call(world: World, case: Case, method: str) -> tuple[httpx.Response, int]:

@@ -138,7 +138,8 @@ async def test_a_viewer_writes_nothing(database_url: str) -> None:
         fill = {"project_id": ids["project"], "workflow_id": ids["workflow"],
                 "job_id": ids["job"], "process_id": ids["process"], "token_id": ids["token"],
                 "connection_id": ids["connection"], "account_id": str(uuid.uuid4()),
-                "step_id": ids["step"], "dead_letter_id": 1}
+                "step_id": ids["step"], "dead_letter_id": 1, "service_id": str(uuid.uuid4()),
+                "name": "Transform"}
         before = await snapshot(admin, ids)
         for path, operations in document["paths"].items():
             for method in operations:

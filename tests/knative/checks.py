@@ -41,6 +41,7 @@ FUNCTIONS: dict[str, str] = {
     "Condition": "condition",
     "Transform": "transform",
     "Workflow.call": "workflow-call",
+    "Service.call": "service-call",
 }
 HTTP_FUNCTIONS = {"http-request", "rdstation-getleads"}
 # folders whose function is not in the catalog yet: their func.yaml is checked like the

@@ -23,6 +23,7 @@ from stepline_control.metrics import Metrics
 from stepline_control.middleware import BodyLimit, RequestContext
 from stepline_control.routers import (
     accounts,
+    billing,
     connections,
     dead_letters,
     functions,
@@ -32,6 +33,7 @@ from stepline_control.routers import (
     me,
     processes,
     projects,
+    services,
     steps,
     tokens,
     usage,
@@ -42,8 +44,8 @@ from stepline_control.services import retention, stuck
 from stepline_control.sessions import driver_connection
 
 POOL_SIZE = 10
-ROUTERS = (health, me, accounts, tokens, projects, connections, functions, workflows, steps,
-           jobs, processes, dead_letters, usage, hooks, ui)
+ROUTERS = (health, me, accounts, tokens, projects, connections, functions, services,
+           workflows, steps, jobs, processes, dead_letters, usage, billing, hooks, ui)
 # a job whose last process committed but whose end check was lost (a crash in between)
 # is ended by this sweep; younger running jobs are left to their own checks
 SWEEP_INTERVAL_S = 30.0

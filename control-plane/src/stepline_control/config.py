@@ -18,6 +18,7 @@ DEAD_LETTER_RETENTION_DAYS = 90.0
 METRICS_DB_TTL_S = 5.0
 STUCK_AFTER_S = 15 * 60.0
 STUCK_CHECK_INTERVAL_S = 60.0
+CURRENCY = "USD"
 
 
 class ControlSettings(Settings):
@@ -39,6 +40,8 @@ class ControlSettings(Settings):
     # stuck (API, metrics, a warning); checked every interval; 0 disables the check
     stuck_after_s: float = Field(default=STUCK_AFTER_S, ge=0)
     stuck_check_interval_s: float = Field(default=STUCK_CHECK_INTERVAL_S, gt=0)
+    # the ISO 4217 code every price and statement is in
+    currency: str = Field(default=CURRENCY, pattern="^[A-Z]{3}$")
 
 
 def control_settings(settings: Settings) -> ControlSettings:

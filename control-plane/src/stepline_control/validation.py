@@ -78,7 +78,9 @@ def catalog_functions(*, is_operator: bool = False) -> dict[str, FunctionInfo]:
 
 @lru_cache(maxsize=256)
 def _validator(schema_json: str) -> Draft202012Validator:
-    return Draft202012Validator(json.loads(schema_json))
+    """Config schemas are ours, an operator's (a registered function) or a publisher's (a
+    service's input): their patterns run on RE2, as a Webhook's payload schema does."""
+    return payload_schema.Validator(json.loads(schema_json))
 
 
 async def validate_bounded(
@@ -179,6 +181,8 @@ def _check_step(step: StepDefinition, by_key: dict[str, StepDefinition],
     else:
         schema = _validator(json.dumps(function.config_schema, sort_keys=True))
         for err in sorted(schema.iter_errors(step.config), key=str):
+            if function.kind == "service" and _templated(err.instance):
+                continue  # a service's input is checked once the call has rendered it
             path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err.absolute_path)
             yield Problem(step.key, f"config{path}", err.message)
     try:
@@ -195,6 +199,10 @@ def _check_step(step: StepDefinition, by_key: dict[str, StepDefinition],
     if step.function == "Condition" and step.output is None:
         yield Problem(step.key, "output", "output is null, so no branch would ever run")
     yield from _check_config(step, is_operator)
+
+
+def _templated(value: Any) -> bool:
+    return isinstance(value, str) and templates._is_template(value)
 
 
 def _check_config(step: StepDefinition, is_operator: bool) -> Iterator[Problem]:

@@ -8,6 +8,7 @@ import { Functions } from "./pages/Functions";
 import { JobPage } from "./pages/JobPage";
 import { Jobs } from "./pages/Jobs";
 import { Projects } from "./pages/Projects";
+import { Services } from "./pages/Services";
 import { SignIn } from "./pages/SignIn";
 import { Usage } from "./pages/Usage";
 import { WorkflowEditor } from "./pages/WorkflowEditor";
@@ -18,6 +19,7 @@ const NAV = [
   { path: "/", label: "Dashboard", match: (r: Route) => r.segments.length === 0 },
   { path: "/projects", label: "Projects", match: (r: Route) => r.segments[0] === "projects" || r.segments[0] === "workflows" },
   { path: "/functions", label: "Functions", match: (r: Route) => r.segments[0] === "functions" },
+  { path: "/services", label: "Services", match: (r: Route) => r.segments[0] === "services" },
   { path: "/jobs", label: "Jobs", match: (r: Route) => r.segments[0] === "jobs" },
   { path: "/dead-letters", label: "Dead letters", match: (r: Route) => r.segments[0] === "dead-letters" },
   { path: "/usage", label: "Usage", match: (r: Route) => r.segments[0] === "usage" },
@@ -29,6 +31,7 @@ function Screen({ route }: { route: Route }) {
     case undefined: return <Dashboard />;
     case "projects": return <Projects />;
     case "functions": return <Functions focus={route.query.get("name")} />;
+    case "services": return <Services />;
     case "workflows": return <WorkflowEditor key={second ?? "new"} id={second === "new" ? null : second ?? null} route={route} />;
     case "jobs": return second ? <JobPage key={second} id={second} /> : <Jobs route={route} />;
     case "dead-letters": return second ? <DeadLetterPage key={second} id={second} /> : <DeadLetters route={route} />;

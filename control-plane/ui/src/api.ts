@@ -97,14 +97,66 @@ export interface Version {
 
 export type JsonSchema = Record<string, any>;
 
+/** A published service as a caller sees it in the catalog. Prices are decimal strings. */
+export interface ServiceOffer {
+  publisher: { id: string; name: string };
+  input_schema: JsonSchema;
+  price_per_call: string;
+}
+
 export interface FunctionInfo {
   name: string;
   slug: string;
-  kind: "trigger" | "action";
+  kind: "trigger" | "action" | "service";
   visibility: "public" | "private";
   account_id: string | null;
   description: string;
   config_schema: JsonSchema;
+  price_per_process: string;
+  endpoint: string | null;
+  service: ServiceOffer | null;
+}
+
+/** One of the account's own published services. */
+export interface Service {
+  id: string;
+  account_id: string;
+  workflow_id: string;
+  name: string;
+  visibility: "public" | "private";
+  description: string | null;
+  input_schema: JsonSchema;
+  price_per_call: string;
+  version: number;
+  workflow_version: number;
+  created_at: string;
+  updated_at: string | null;
+}
+
+export interface StatementLine {
+  function: string;
+  kind: string;
+  count: number;
+  unit_price: string;
+  amount: string;
+}
+
+export interface ServedLine {
+  service: string;
+  calls: number;
+  unit_price: string;
+  revenue: string;
+}
+
+/** GET /v1/billing: a month of an account's bill, amounts as exact decimal strings. */
+export interface Statement {
+  account_id: string;
+  month: string;
+  currency: string;
+  lines: StatementLine[];
+  total: string;
+  served: ServedLine[];
+  revenue: string;
 }
 
 export type Counts = Record<"pending" | "running" | "succeeded" | "failed" | "cancelled" | "total", number>;
@@ -119,6 +171,8 @@ export interface Job {
   error: string | null;
   created_at: string;
   finished_at: string | null;
+  service_id?: string | null;
+  caller_account_id?: string | null;
 }
 
 export interface Process {

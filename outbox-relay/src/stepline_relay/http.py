@@ -48,18 +48,23 @@ class HttpTransport:
     async def ready(self) -> None:
         """Each row's POST says for itself whether its function is there."""
 
+    def _url(self, row: Row) -> str | None:
+        """Where the row goes: its function's endpoint URL (one registered from outside
+        the repository), or the URL this relay was given for its function."""
+        return row.url or self.function_urls.get(row.target)
+
     async def deliver(self, rows: list[Row]) -> list[Result]:
-        by_destination = sorted(rows, key=lambda row: row.destination)
+        by_url = sorted(rows, key=lambda row: self._url(row) or "")
         chunks = [group[i:i + BATCH_EVENTS]
-                  for _, found in groupby(by_destination, key=lambda row: row.destination)
+                  for _, found in groupby(by_url, key=lambda row: self._url(row) or "")
                   for group in [list(found)] for i in range(0, len(group), BATCH_EVENTS)]
         done = await asyncio.gather(*(self._post(chunk) for chunk in chunks))
         return [result for results in done for result in results]
 
     async def _post(self, rows: list[Row]) -> list[Result]:
-        url = self.function_urls.get(rows[0].destination)
+        url = self._url(rows[0])
         if url is None:
-            return [Retry(row, f"no URL configured for function {row.destination!r}")
+            return [Retry(row, f"no URL configured for function {row.target!r}")
                     for row in rows]
         body = batch_body([(row.attributes, _text(row.data)) for row in rows])
         headers = {"ce-specversion": "1.0", "ce-id": str(uuid.uuid4()), "ce-type": BATCH_TYPE,

@@ -13,12 +13,19 @@ Messages go to the topology's steps exchange, routed by queue name. The relay de
 the topology itself unless told not to (``declare=False``: a relay whose RabbitMQ user may
 only write to that exchange); then, and when RabbitMQ refuses it the declaration, it
 checks that the topology is there and waits, claiming nothing, until it is.
+
+A function registered from outside the repository has a queue of its own (its
+endpoint): the relay learns it from the first row that goes there and declares it with
+the rest at the next round (that first row comes back unroutable and is retried). A
+relay that may not declare leaves it to the Messaging Topology Operator's objects, as
+for the built-in queues.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 
 from stepline_relay.amqp import Broker, Publisher, check, declare
 from stepline_relay.mapping import MappingError, to_amqp
@@ -74,9 +81,14 @@ class RabbitmqTransport:
         assert self.topology is not None, "ready() first"
         results: list[Result | None] = [None] * len(rows)
         outgoing, positions = [], []
+        self._learn(rows)
         for i, row in enumerate(rows):
+            if row.url:
+                results[i] = Dead(row, f"function {row.destination!r} is registered with a URL "
+                                  f"({row.url}): through RabbitMQ its endpoint must be a queue")
+                continue
             try:
-                outgoing.append((self.topology.queue(row.destination),
+                outgoing.append((self.topology.queue(row.target),
                                  to_amqp(row.attributes, row.data)))
                 positions.append(i)
             except MappingError as exc:
@@ -85,6 +97,18 @@ class RabbitmqTransport:
         for i, error in zip(positions, errors, strict=True):
             results[i] = Sent(rows[i]) if error is None else Retry(rows[i], error)
         return [r for r in results if r is not None]
+
+    def _learn(self, rows: list[Row]) -> None:
+        """Queues of registered functions not declared yet join the topology, declared
+        before the next batch. A relay that only checks the topology leaves them out: a
+        queue missing there is that function's problem (its rows come back unroutable
+        until they are dead), not every function's."""
+        assert self.topology is not None
+        new = {row.target for row in rows if not row.url} - set(self._functions)
+        if new and self.declares:
+            self._functions = tuple(sorted({*self._functions, *new}))
+            self.topology = replace(self.topology, functions=self._functions)
+            self._declared_for = None
 
     async def close(self) -> None:
         await self.publisher.close()

@@ -1,4 +1,8 @@
-"""What a transport tells the relay about each row it was given."""
+"""What a transport tells the relay about each row it was given, and where a row goes:
+to its destination function's queue (or URL, on one machine), unless the function's
+catalog row names an ``endpoint`` — a function registered from outside the repository
+(its URL on one machine, its queue in the cluster), or a service (the function that
+serves every service)."""
 
 from __future__ import annotations
 
@@ -23,6 +27,18 @@ class Row:
     attempts: int
     job_id: Any
     process_id: Any
+    endpoint: str | None = None
+
+    @property
+    def url(self) -> str | None:
+        """The endpoint, when it is a URL."""
+        endpoint = self.endpoint or ""
+        return endpoint if endpoint.startswith(("http://", "https://")) else None
+
+    @property
+    def target(self) -> str:
+        """The function (the queue) the row goes to when it has no URL."""
+        return self.endpoint if self.endpoint and not self.url else self.destination
 
 
 @dataclass(frozen=True)

@@ -31,8 +31,13 @@ def verbatim_fields(schema: dict[str, Any]) -> frozenset[str]:
     )
 
 
-class _Config(BaseModel):
+class FunctionConfig(BaseModel):
+    """The base of every config model: an unknown field is an error, not ignored."""
+
     model_config = ConfigDict(extra="forbid")
+
+
+_Config = FunctionConfig
 
 
 class ManualConfig(_Config):
@@ -139,6 +144,13 @@ class WorkflowCallConfig(_Config):
     payload: Any = Field(default=None, description="the child's payload; default: this payload")
 
 
+class ServiceCallConfig(_Config):
+    """The config of a step that names a published service (``Acme.enrichLead``)."""
+
+    input: Any = Field(default=None, description="the call's input, checked against the "
+                       "service's input schema when it is called; default: this payload")
+
+
 @dataclass(frozen=True)
 class FunctionSpec:
     name: str
@@ -233,8 +245,21 @@ CATALOG: dict[str, FunctionSpec] = {
             "Runs another workflow as a step and continues with its result.",
             WorkflowCallConfig,
         ),
+        # not named by steps: a step names a published service, and the relay routes
+        # every service's messages here (the service's catalog row says so)
+        FunctionSpec(
+            "Service.call",
+            "service-call",
+            "action",
+            "private",
+            "Serves every published service: calls it as a child job in its publisher's "
+            "account and continues with its result.",
+            ServiceCallConfig,
+        ),
     )
 }
 
 # Triggers the control plane runs itself: they need no function server.
 IN_PROCESS = frozenset({"Manual"})
+# The function that serves every published service (a service's catalog endpoint)
+SERVICE_CALL = "Service.call"

@@ -1,8 +1,8 @@
 """What a function's handler sees and may do: the packet, its step, its config (typed by
 the function's config model, validated after the templates were rendered), a log, and
-capabilities — a stored connection by name and kind, the step's child job — so that no
-function reaches into the platform's pool or tables. Exported to function authors by
-:mod:`stepline.sdk`."""
+capabilities — a stored connection by name and kind, the step's child job, a service
+call — so that no function reaches into the platform's pool or tables. Exported to
+function authors by :mod:`stepline.sdk`."""
 
 from __future__ import annotations
 
@@ -63,6 +63,8 @@ class Capabilities(Protocol):
     async def start_child(self, packet: Packet, workflow_id: uuid.UUID, payload: Any
                           ) -> Started: ...
 
+    async def start_service(self, packet: Packet, name: str, payload: Any) -> Started: ...
+
 
 @dataclass
 class Context(Generic[ConfigT]):
@@ -102,6 +104,14 @@ class Context(Generic[ConfigT]):
         however often this runs; its end delivers this step again. A refusal (blocked,
         paused, quota, too deep) is the step's permanent error."""
         return await self.runtime.start_child(self.packet, workflow_id, payload)
+
+    async def start_service(self, name: str, payload: Any) -> Started:
+        """Call the published service ``name`` with ``payload`` as this step's child job,
+        once per process: it runs in the publisher's account, and its end delivers this
+        step again (read it with :meth:`child_job`). A call the service refuses (unknown,
+        unpublished, private, an input its schema rejects, its publisher blocked or over
+        quota) is the step's permanent error, and is not billed."""
+        return await self.runtime.start_service(self.packet, name, payload)
 
 
 class Handler(Protocol):

@@ -2,15 +2,19 @@
 folder may import from ``stepline`` (a test checks). See docs/writing-a-function.md.
 
 A function is a func project whose ``function/func.py`` has ``new()`` returning
-``FunctionHost(handler)``. The handler names its catalog entry (``spec``) and either
-runs a step (``async def run(self, ctx)``, the result sent on by the step's ``output``)
-or fires a trigger (``async def fire(self, runtime, event)``). It signals a failure with
-:class:`PermanentError` (the process fails, its message is kept as a dead letter) or
-:class:`TemporaryError` (the step's retry policy applies), and a result that comes later
-with :class:`Waiting`. Its context gives it the packet, the typed config, a log, and
-capabilities: ``await ctx.connection(name, kind=...)``, ``await ctx.start_child(...)``,
-``await ctx.child_job()``; :class:`Outbound` calls HTTP APIs behind the platform's
-address guard."""
+``FunctionHost(handler)``. The handler names its catalog entry (``spec``: a
+:class:`FunctionSpec` whose config model is a :class:`FunctionConfig`, its fields
+described with :func:`Field`) and either runs a step (``async def run(self, ctx)``, the
+result sent on by the step's ``output``) or fires a trigger (``async def fire(self,
+runtime, event)``). It signals a failure with :class:`PermanentError` (the process
+fails, its message is kept as a dead letter) or :class:`TemporaryError` (the step's
+retry policy applies), and a result that comes later with :class:`Waiting`. Its context
+gives it the packet, the typed config, a log, and capabilities: ``await
+ctx.connection(name, kind=...)``, ``await ctx.start_child(...)``, ``await
+ctx.start_service(...)``, ``await ctx.child_job()``; :class:`Outbound` calls HTTP APIs
+behind the platform's address guard."""
+
+from pydantic import Field
 
 from stepline.bounded import Overrun
 from stepline.bounded import cel as bounded_cel
@@ -20,11 +24,13 @@ from stepline.catalog import (
     ConditionConfig,
     CronJobConfig,
     DatabaseQueryConfig,
+    FunctionConfig,
     FunctionSpec,
     HttpRequestConfig,
     NextLinkPagination,
     PagePagination,
     RdStationGetLeadsConfig,
+    ServiceCallConfig,
     TransformConfig,
     WebhookConfig,
     WorkflowCallConfig,
@@ -54,9 +60,11 @@ __all__ = [
     "AddressRefused", "Credentials", "Origin", "guarded_conninfo", "origin_of", "own_headers",
     "Overrun", "bounded_cel", "bounded_jmespath",
     "CATALOG", "CONFIGURED", "ChildJob", "ConditionConfig", "Context", "CronJobConfig",
-    "DatabaseQueryConfig", "FunctionHost", "FunctionSpec", "Handler", "HttpRequestConfig",
+    "DatabaseQueryConfig", "Field", "FunctionConfig", "FunctionHost", "FunctionSpec", "Handler",
+    "HttpRequestConfig",
     "MalformedEvent", "NextLinkPagination", "Outbound", "PagePagination", "PermanentError",
-    "RawHttp", "RdStationGetLeadsConfig", "Refusal", "Rejected", "Route", "Started",
+    "RawHttp", "RdStationGetLeadsConfig", "Refusal", "Rejected", "Route", "ServiceCallConfig",
+    "Started",
     "StepTarget", "StoredConnection", "TemporaryError", "TransformConfig", "Trigger",
     "TriggerRuntime", "Unauthorized", "Waiting", "WebhookConfig", "WorkflowCallConfig",
     "WorkflowTarget", "decode", "parse_webhook_call", "skipped", "token_check",

@@ -75,7 +75,7 @@ class StepRuntime:
         except PermanentError as exc:
             return await self._malformed(delivery, str(exc))
         step = version.by_id(packet.step.id)
-        if step is None or step.function != self.consumer:
+        if step is None or not self._serves(step.function):
             return await self._malformed(
                 delivery, f"step {packet.step.key!r} is not a {self.consumer} step of this version")
         begun = await self.outcomes.begin(delivery)
@@ -93,6 +93,12 @@ class StepRuntime:
             return await self.outcomes.fail(delivery, logs=[], error=error(
                 "refused", begun.refused, packet))
         return step, version, begun
+
+    def _serves(self, function: str) -> bool:
+        """A handler serves its own function, or those its ``serves`` accepts (the one
+        handler of every published service)."""
+        serves = getattr(self.handler, "serves", None)
+        return serves(function) if serves is not None else function == self.consumer
 
     async def _malformed(self, delivery: Delivery, reason: str) -> Outcome:
         await self.dead_letter(delivery.event, reason=reason)
@@ -225,21 +231,36 @@ class StepRuntime:
 
     async def start_child(self, packet: Packet, workflow_id: uuid.UUID, payload: Any
                           ) -> lifecycle.Started:
+        parent, run = await self._call(packet)
+        started = await self.start(
+            lifecycle.WorkflowTarget(workflow_id, packet.account.id), payload=payload,
+            trigger="call", idempotency_key=f"call:{packet.process.id}:{run}", parent=parent)
+        if isinstance(started, lifecycle.Refusal):
+            raise PermanentError(f"the child job cannot start: {started.message}")
+        return started
+
+    async def start_service(self, packet: Packet, name: str, payload: Any
+                            ) -> lifecycle.Started:
+        """The child job runs in the publisher's account: no user of the caller's goes
+        with it."""
+        parent, run = await self._call(packet)
+        started = await self.start(
+            lifecycle.ServiceTarget(name, packet.account.id), payload=payload,
+            trigger="service", idempotency_key=f"call:{packet.process.id}:{run}", parent=parent)
+        if isinstance(started, lifecycle.Refusal):
+            raise PermanentError(started.message)
+        return started
+
+    async def _call(self, packet: Packet) -> tuple[lifecycle.Parent, str]:
+        """The calling process as a child job's parent (refused past the depth limit),
+        and its run: one child per run of the process, however often it is delivered."""
         async with connection(self.pool) as conn:
             call = await fetch_one(conn, "call_context", process_id=packet.process.id)
         depth = call["depth"] + 1
         if depth > MAX_CALL_DEPTH:
             raise PermanentError(f"calls nest deeper than {MAX_CALL_DEPTH}: refused")
-        # one child per run of the process, however often this run is delivered
         run = call["started_at"].isoformat() if call["started_at"] else "first"
-        started = await self.start(
-            lifecycle.WorkflowTarget(workflow_id, packet.account.id), payload=payload,
-            trigger="call", idempotency_key=f"call:{packet.process.id}:{run}",
-            parent=lifecycle.Parent(packet.process.id, depth))
-        if isinstance(started, lifecycle.Refusal):
-            raise PermanentError(f"the child job cannot start: {started.message}")
-        return started
-
+        return lifecycle.Parent(packet.process.id, depth), run
 
 def error(kind: str, message: str, packet: Packet) -> dict[str, Any]:
     return {"type": kind, "message": message, "attempt": packet.attempt}

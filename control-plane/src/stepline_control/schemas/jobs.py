@@ -59,6 +59,10 @@ class JobPublic(BaseModel):
     finished_at: datetime | None
     stuck: StuckPublic | None = Field(default=None, description="set while the job is "
                                       "stuck (see the watchdog), null otherwise")
+    service_id: uuid.UUID | None = Field(default=None, description="a call of one of this "
+                                         "account's services: the service")
+    caller_account_id: uuid.UUID | None = Field(default=None, description="a service call: "
+                                                "the account that called it")
 
 
 class ProcessPublic(BaseModel):

@@ -117,7 +117,8 @@ def _public(job: Job, counts: dict[str, int]) -> JobPublic:
     return JobPublic(id=job.id, account_id=job.account_id, workflow_id=job.workflow_id,
                      version=job.version, status=job.status, trigger=job.trigger,
                      counts=counts, error=job.error, created_at=job.created_at,
-                     finished_at=job.finished_at, stuck=_stuck(job))
+                     finished_at=job.finished_at, stuck=_stuck(job), service_id=job.service_id,
+                     caller_account_id=job.caller_account_id)
 
 
 async def job_public(session: AsyncSession, job: Job) -> JobPublic:

@@ -1,9 +1,10 @@
 """Retention: finished jobs (their processes go with them), sent outbox rows, old inbox
 rows and dead letters are pruned in bounded batches, each batch its own short
-transaction. A job's usage is rolled up into ``usage_daily`` in the transaction that
-deletes it, so usage per day stays exact after the rows are gone. A dead letter goes
-once it has been resolved for as long as a finished job is kept, or, left open, after a
-longer time of its own: someone may still have to look at it."""
+transaction. A job's usage is rolled up into ``usage_daily``, and what its rows billed
+into ``billing_daily``, in the transaction that deletes it, so usage per day and the
+bills stay exact after the rows are gone. A dead letter goes once it has been resolved
+for as long as a finished job is kept, or, left open, after a longer time of its own:
+someone may still have to look at it."""
 
 from __future__ import annotations
 
@@ -44,6 +45,36 @@ SET jobs = usage_daily.jobs + excluded.jobs,
     processes = usage_daily.processes + excluded.processes
 """).bindparams(_ids)
 
+# the meters of the jobs about to go: their priced processes (the account's use), and
+# for a service call's child job the call, both as its caller used it and as its
+# publisher served it
+BILL_UP = text("""
+INSERT INTO billing_daily (account_id, day, role, item, kind, unit_price, count)
+SELECT account_id, day, role, item, max(kind), unit_price, sum(n) FROM (
+    SELECT p.account_id, (p.created_at AT TIME ZONE 'UTC')::date AS day, 'used' AS role,
+           p.function AS item, coalesce(f.kind, 'action') AS kind, p.unit_price, count(*) AS n
+    FROM processes p LEFT JOIN functions f ON f.name = p.function
+    WHERE p.job_id = ANY(:ids) AND p.unit_price IS NOT NULL
+    GROUP BY 1, 2, 3, 4, 5, 6
+    UNION ALL
+    SELECT j.caller_account_id, (j.created_at AT TIME ZONE 'UTC')::date, 'used', s.name,
+           'service', j.call_price, count(*)
+    FROM jobs j JOIN services s ON s.id = j.service_id
+    JOIN accounts caller ON caller.id = j.caller_account_id
+    WHERE j.id = ANY(:ids)
+    GROUP BY 1, 2, 3, 4, 5, 6
+    UNION ALL
+    SELECT j.account_id, (j.created_at AT TIME ZONE 'UTC')::date, 'served', s.name,
+           'service', j.call_price, count(*)
+    FROM jobs j JOIN services s ON s.id = j.service_id
+    WHERE j.id = ANY(:ids)
+    GROUP BY 1, 2, 3, 4, 5, 6
+) billed
+GROUP BY account_id, day, role, item, unit_price
+ON CONFLICT (account_id, day, role, item, unit_price) DO UPDATE
+SET count = billing_daily.count + excluded.count
+""").bindparams(_ids)
+
 DELETE_JOBS = text("DELETE FROM jobs WHERE id = ANY(:ids)").bindparams(_ids)
 
 DELETE_SENT_OUTBOX = text("""
@@ -79,11 +110,12 @@ class Pruned:
 
 
 async def delete_jobs(session: AsyncSession, job_ids: Sequence[uuid.UUID]) -> int:
-    """Roll the jobs' usage up, then delete them and their processes, in the caller's
-    transaction."""
+    """Roll the jobs' usage and bills up, then delete them and their processes, in the
+    caller's transaction."""
     if not job_ids:
         return 0
     await session.execute(ROLL_UP, {"ids": list(job_ids)})
+    await session.execute(BILL_UP, {"ids": list(job_ids)})
     result = await session.execute(DELETE_JOBS, {"ids": list(job_ids)})
     return result.rowcount
 

@@ -26,6 +26,7 @@ from stepline_control.schemas.workflows import (
 )
 from stepline_control.services.errors import Invalid, NotFound
 from stepline_control.services.functions import visible_functions
+from stepline_control.services.services import unpublish_workflow
 from stepline_control.validation import Problem, validate_bounded
 
 
@@ -126,9 +127,10 @@ async def list_workflows(session: AsyncSession, *, principal: Principal,
 async def delete_workflow(session: AsyncSession, *, principal: Principal,
                           workflow_id: uuid.UUID, schedules_changed: Callable[[], None]) -> None:
     """Soft: the workflow disappears from the API and starts no job; its versions and
-    jobs stay for the jobs' history and usage."""
+    jobs stay for the jobs' history and usage. Its services are unpublished with it."""
     workflow = await get_workflow(session, principal=principal, workflow_id=workflow_id)
     workflow.deleted_at = datetime.now(UTC)
+    await unpublish_workflow(session, workflow.id)
     await session.commit()
     schedules_changed()
 

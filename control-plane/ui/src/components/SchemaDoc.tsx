@@ -11,7 +11,10 @@ function nestedObjects(schema: JsonSchema, root: JsonSchema): JsonSchema[] {
 function Properties({ schema, root, path }: { schema: JsonSchema; root: JsonSchema; path: string }) {
   const names = orderedProperties(schema);
   const required = new Set<string>(schema.required ?? []);
-  if (names.length === 0) return <p class="muted">No settings: <code>config</code> stays <code>{"{}"}</code>.</p>;
+  if (names.length === 0) {
+    return path === "config" ? <p class="muted">No settings: <code>config</code> stays <code>{"{}"}</code>.</p>
+      : <p class="muted">Any JSON: the schema names no field.</p>;
+  }
   return (
     <table class="table schema-table">
       <thead>
@@ -54,12 +57,13 @@ function Properties({ schema, root, path }: { schema: JsonSchema; root: JsonSche
   );
 }
 
-/** A function's config schema as documentation: every field, its type, default and meaning. */
-export function SchemaDoc({ schema }: { schema: JsonSchema }) {
+/** A function's config schema (or a service's input schema, `path="input"`) as
+ * documentation: every field, its type, default and meaning. */
+export function SchemaDoc({ schema, path = "config" }: { schema: JsonSchema; path?: string }) {
   return (
     <div class="schema-doc">
       {schema.description ? <p>{schema.description}</p> : null}
-      <Properties schema={resolve(schema, schema)} root={schema} path="config" />
+      <Properties schema={resolve(schema, schema)} root={schema} path={path} />
       {schema.additionalProperties === false ? <p class="muted small">Other fields are refused.</p> : null}
     </div>
   );

@@ -6,6 +6,19 @@ const thisYear = new Intl.DateTimeFormat(undefined, {
 });
 const dayFormat = new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric", timeZone: "UTC" });
 
+/** A decimal string of the API ("0.250000") as people read money: at least two places,
+ * never a float (the digits are kept as they are). */
+export function money(amount: string): string {
+  const [whole, fraction = ""] = amount.split(".");
+  const kept = fraction.replace(/0+$/, "");
+  return `${whole}.${kept.padEnd(2, "0")}`;
+}
+
+/** The current month, YYYY-MM (UTC, as the statement counts). */
+export function thisMonth(): string {
+  return new Date().toISOString().slice(0, 7);
+}
+
 export function when(iso: string | null | undefined): string {
   if (!iso) return "—";
   const date = new Date(iso);

@@ -22,6 +22,11 @@ export function catalog(): Promise<FunctionInfo[]> {
   return functions;
 }
 
+/** After a service is published, changed or unpublished: the catalog has changed. */
+export function forgetCatalog(): void {
+  functions = null;
+}
+
 export function forget(): void {
   workflows = null;
   functions = null;

@@ -152,6 +152,9 @@ export function JobPage({ id }: { id: string }) {
           <div><dt>Took</dt><dd>{duration(job.created_at, job.finished_at)}</dd></div>
           <div><dt>Job id</dt><dd class="mono">{job.id}</dd></div>
         </dl>
+        {job.caller_account_id ? (
+          <p class="notice small" data-testid="service-call">A call of your service by account <span class="mono">{job.caller_account_id}</span>: it runs here, on your quota; the caller sees its input, result and status only.</p>
+        ) : null}
         {job.error ? <div class="notice error">{job.error}</div> : null}
       </section>
       <section class="card" aria-labelledby="processes-title">

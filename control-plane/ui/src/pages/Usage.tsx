@@ -1,9 +1,9 @@
-import { useState } from "preact/hooks";
-import { api, errorText, listAll, type Account, type Usage as UsageData } from "../api";
+import { useEffect, useState } from "preact/hooks";
+import { api, errorText, listAll, type Account, type Statement as StatementData, type Usage as UsageData } from "../api";
 import { Meter, StackedBars } from "../components/Charts";
 import { Badge } from "../components/Status";
 import { ErrorNotice, Loading, PageHeader, toast, useAsync } from "../components/ui";
-import { dayRange, isoDay, number, when } from "../lib/format";
+import { dayRange, isoDay, money, number, thisMonth, when } from "../lib/format";
 import { navigate, type Route } from "../router";
 import { useIdentity } from "../session";
 
@@ -76,6 +76,95 @@ function BlockControl({ account, onChanged }: { account: Account; onChanged: () 
   );
 }
 
+/** The month's CSV, fetched with the token (a plain link could not carry it) and offered
+ * as a link to a local copy. */
+function useCsv(month: string, account: string): string | null {
+  const [url, setUrl] = useState<string | null>(null);
+  useEffect(() => {
+    let made: string | null = null;
+    let live = true;
+    setUrl(null);
+    api.text("/v1/billing", { month, format: "csv", account_id: account || undefined })
+      .then((text) => {
+        if (!live) return;
+        made = URL.createObjectURL(new Blob([text], { type: "text/csv" }));
+        setUrl(made);
+      })
+      .catch(() => { /* the statement above shows the error */ });
+    return () => { live = false; if (made) URL.revokeObjectURL(made); };
+  }, [month, account]);
+  return url;
+}
+
+function Statement({ month, account, onMonth }: { month: string; account: string; onMonth: (month: string) => void }) {
+  const bill = useAsync(() => api.get<StatementData>("/v1/billing", { month, account_id: account || undefined }), [month, account]);
+  const csv = useCsv(month, account);
+  const data = bill.data;
+  return (
+    <section class="card statement" aria-labelledby="statement-title">
+      <div class="statement-head">
+        <div>
+          <h2 id="statement-title">Statement</h2>
+          <p class="muted small">What each function and service used this month cost, at the price each process or call had when it was made{data ? ` (${data.currency})` : ""}.</p>
+        </div>
+        <div class="row">
+          <div class="field inline">
+            <label for="statement-month">Month</label>
+            <input id="statement-month" type="month" value={month} required
+              onChange={(e) => { const v = (e.target as HTMLInputElement).value; if (v) onMonth(v); }} />
+          </div>
+          {csv ? <a class="button" href={csv} download={`stepline-billing-${month}.csv`}>Download CSV</a>
+            : <span class="muted small">preparing the CSV…</span>}
+        </div>
+      </div>
+      {bill.loading ? <Loading /> : <ErrorNotice error={bill.error} />}
+      {data ? (
+        <>
+          {data.lines.length === 0 ? <p class="muted">Nothing used in {data.month}.</p> : (
+            <table class="table statement-table">
+              <thead><tr>
+                <th scope="col">Function or service</th><th scope="col">Kind</th><th scope="col" class="num">Count</th>
+                <th scope="col" class="num">Unit price</th><th scope="col" class="num">Amount</th>
+              </tr></thead>
+              <tbody>
+                {data.lines.map((l) => (
+                  <tr key={`${l.function}-${l.unit_price}`} data-line={l.function}>
+                    <th scope="row"><code>{l.function}</code></th>
+                    <td>{l.kind}</td>
+                    <td class="num">{number(l.count)}</td>
+                    <td class="num">{l.unit_price}</td>
+                    <td class="num">{money(l.amount)}</td>
+                  </tr>
+                ))}
+              </tbody>
+              <tfoot><tr><th scope="row" colSpan={4}>Total</th><td class="num" data-testid="statement-total">{money(data.total)} {data.currency}</td></tr></tfoot>
+            </table>
+          )}
+          {data.served.length > 0 ? (
+            <>
+              <h3>Calls your services served</h3>
+              <table class="table served-table">
+                <thead><tr><th scope="col">Service</th><th scope="col" class="num">Calls</th><th scope="col" class="num">Price per call</th><th scope="col" class="num">Revenue</th></tr></thead>
+                <tbody>
+                  {data.served.map((s) => (
+                    <tr key={`${s.service}-${s.unit_price}`} data-served={s.service}>
+                      <th scope="row"><code>{s.service}</code></th>
+                      <td class="num">{number(s.calls)}</td>
+                      <td class="num">{s.unit_price}</td>
+                      <td class="num">{money(s.revenue)}</td>
+                    </tr>
+                  ))}
+                </tbody>
+                <tfoot><tr><th scope="row" colSpan={3}>Revenue</th><td class="num" data-testid="statement-revenue">{money(data.revenue)} {data.currency}</td></tr></tfoot>
+              </table>
+            </>
+          ) : null}
+        </>
+      ) : null}
+    </section>
+  );
+}
+
 function Accounts({ selected }: { selected: string }) {
   const me = useIdentity();
   const accounts = useAsync(() => listAll<Account>("/v1/accounts").then((r) => r.items), []);
@@ -114,8 +203,9 @@ export function Usage({ route }: { route: Route }) {
   const from = route.query.get("from") ?? firstOfMonth();
   const to = route.query.get("to") ?? isoDay(new Date());
   const account = route.query.get("account") ?? "";
+  const month = route.query.get("month") ?? thisMonth();
   const usage = useAsync(() => api.get<UsageData>("/v1/usage", { from, to, account_id: account || undefined }), [from, to, account]);
-  const set = (changes: Record<string, string>) => navigate("/usage", { from, to, account, ...changes });
+  const set = (changes: Record<string, string>) => navigate("/usage", { from, to, account, month, ...changes });
   const days = usage.data ? dayRange(usage.data.from, usage.data.to) : [];
   const byDay = new Map((usage.data?.days ?? []).map((d) => [d.day, d]));
   return (
@@ -157,6 +247,7 @@ export function Usage({ route }: { route: Route }) {
           </div>
         </>
       ) : null}
+      <Statement month={month} account={account} onMonth={(m) => set({ month: m })} />
       {me.account.is_operator ? <Accounts selected={account} /> : null}
     </div>
   );

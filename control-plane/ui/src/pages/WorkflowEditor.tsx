@@ -10,7 +10,7 @@ import { Badge } from "../components/Status";
 import { ErrorNotice, Loading, PageHeader, toast, useAsync } from "../components/ui";
 import { flowchart } from "../lib/diagram";
 import { diffLines, folded } from "../lib/diff";
-import { when } from "../lib/format";
+import { money, when } from "../lib/format";
 import { allWorkflows, catalog } from "../lib/store";
 import { href, navigate, type Route } from "../router";
 import { useIdentity } from "../session";
@@ -63,6 +63,19 @@ export function definitionOf(w: Pick<Workflow, "name" | "description" | "steps">
 }
 
 /** A version's definition in a stable order, for the diff. */
+/** The function picker's hint: a service says who sells it and for how much. */
+function describe(fn: FunctionInfo): string {
+  if (!fn.service) return fn.description;
+  const lead = fn.description && !fn.description.endsWith(".") ? `${fn.description}.` : fn.description;
+  return `${lead} Sold by ${fn.service.publisher.name}, ${money(fn.service.price_per_call)} per call.`.trim();
+}
+
+const KIND_LABELS = {
+  trigger: "Triggers (entry step only)",
+  action: "Actions",
+  service: "Services (other accounts' workflows, paid per call)",
+} as const;
+
 function canonical(definition: Record<string, any>): string {
   const steps = Array.isArray(definition.steps) ? definition.steps : [];
   const sortKeys = (v: unknown): unknown => Array.isArray(v) ? v.map(sortKeys)
@@ -237,14 +250,16 @@ function StepCard({ step, index, count, steps, functions, problems, readOnly, en
               onChange({ ...step, function: name, config: {} });
             }}>
             <option value="">— choose a function —</option>
-            {(["trigger", "action"] as const).map((kind) => (
-              <optgroup key={kind} label={kind === "trigger" ? "Triggers (entry step only)" : "Actions"}>
-                {functions.filter((f) => f.kind === kind).map((f) => <option key={f.name} value={f.name}>{f.name}</option>)}
+            {(["trigger", "action", "service"] as const).map((kind) => (
+              <optgroup key={kind} label={KIND_LABELS[kind]}>
+                {functions.filter((f) => f.kind === kind).map((f) => (
+                  <option key={f.name} value={f.name}>{f.service ? `${f.name} · ${f.service.publisher.name}` : f.name}</option>
+                ))}
               </optgroup>
             ))}
             {step.function && !fn ? <option value={step.function}>{step.function} (unknown)</option> : null}
           </select>
-        ), fn ? fn.description : undefined)}
+        ), fn ? describe(fn) : undefined)}
         {simple("output", "Output", (
           <select {...control("output")} value={step.output === null ? "none" : step.output ?? "single"} disabled={readOnly}
             onChange={(e) => {

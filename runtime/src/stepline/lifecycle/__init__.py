@@ -5,7 +5,8 @@
   over one row): account blocked, workflow blocked or paused, monthly quota; and
   :mod:`.quota` counts the quota at every process creation, never overshooting.
 - :mod:`.start` is the one way a job starts — manual starts, Webhook calls, schedule
-  ticks, Workflow.call children alike.
+  ticks, Workflow.call children and service calls alike (:mod:`.services`: a call's
+  service, its caller's right to it, its input).
 - :mod:`.unit` is the unit of work: one transaction, then the end check of every job it
   touched, so no caller ends a job by hand.
 - :mod:`.outcomes` records what became of a delivery (succeeded, failed, retry, waiting,
@@ -20,6 +21,7 @@ from stepline.lifecycle.jobs import cancel, finish, finish_stale, redeliver
 from stepline.lifecycle.outcomes import Delivery, Duplicate, Outcome
 from stepline.lifecycle.quota import OverQuota
 from stepline.lifecycle.quota import reset as reset_quota
+from stepline.lifecycle.services import InvalidInput, ServiceTarget, ServiceUnavailable
 from stepline.lifecycle.start import (
     CONFIGURED,
     NotStartable,
@@ -37,9 +39,10 @@ from stepline.lifecycle.unit import Unit, work
 from stepline.lifecycle.versions import Versions, version_from_rows
 
 __all__ = [
-    "CONFIGURED", "DeadLetter", "Delivery", "Duplicate", "Gate", "NotStartable", "Outcome",
-    "OverQuota", "Parent", "Refusal", "StartRefused", "Started", "Starter", "StepTarget",
-    "Unit", "Versions", "WorkflowTarget", "admission", "cancel", "finish", "finish_stale",
-    "keep", "month_processes", "redeliver", "refusal", "reset_quota", "start",
-    "transport_gave_up", "version_from_rows", "work",
+    "CONFIGURED", "DeadLetter", "Delivery", "Duplicate", "Gate", "InvalidInput",
+    "NotStartable", "Outcome", "OverQuota", "Parent", "Refusal", "ServiceTarget",
+    "ServiceUnavailable", "StartRefused", "Started", "Starter", "StepTarget", "Unit",
+    "Versions", "WorkflowTarget", "admission", "cancel", "finish", "finish_stale", "keep",
+    "month_processes", "redeliver", "refusal", "reset_quota", "start", "transport_gave_up",
+    "version_from_rows", "work",
 ]

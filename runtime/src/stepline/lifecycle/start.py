@@ -1,5 +1,5 @@
-"""The one way a job starts: manual starts, Webhook calls, schedule ticks and
-Workflow.call children all come through :func:`start`.
+"""The one way a job starts: manual starts, Webhook calls, schedule ticks, Workflow.call
+children and service calls all come through :func:`start`.
 
 A start reads one row (the target step or workflow, its current version, and what
 admission needs), lets the caller's check see the entry step's config and the payload
@@ -24,6 +24,7 @@ from stepline.definition import Version
 from stepline.errors import PermanentError
 from stepline.lifecycle.admission import Gate, Refusal, refusal
 from stepline.lifecycle.quota import OverQuota, take
+from stepline.lifecycle.services import ServiceTarget, check_input, for_caller, service_row
 from stepline.lifecycle.unit import Unit, work
 from stepline.lifecycle.versions import Versions
 from stepline.messages import Message, outgoing, plan
@@ -88,30 +89,41 @@ def skipped(refused: Refusal) -> dict[str, Any]:
     return {"outcome": "skipped", "reason": refused.message}
 
 
-async def start(unit: Unit, versions: Versions, target: StepTarget | WorkflowTarget, *,
+async def start(unit: Unit, versions: Versions,
+                target: StepTarget | WorkflowTarget | ServiceTarget, *,
                 payload: Any, trigger: str, idempotency_key: str | None = None,
                 user_id: uuid.UUID | None = None, parent: Parent | None = None,
                 check: Check | None = None) -> Started | Refusal:
     """In the unit's transaction. A refusal is recorded in it (counted in usage), so the
-    caller commits the unit either way."""
+    caller commits the unit either way. A service call runs the version the service
+    pins, in the publisher's account, and admission is the publisher's."""
     row = await _target(unit.conn, target)
     if payload is CONFIGURED:
         payload = row["config"].get("payload", {})
     if check is not None:
         await check(row["config"], payload)
+    if isinstance(target, ServiceTarget):
+        await check_input(row, payload)
     refused = await _admit(unit, row, starting=True)
     if refused is not None:
-        return refused
+        return _as_told(target, row, refused)
     version = await versions.get(unit.conn, row["workflow_id"], row["version"])
     options = {"payload": payload, "trigger": trigger, "idempotency_key": idempotency_key,
                "user_id": user_id, "parent": parent}
     try:
         started = await _insert(unit.conn, version, row, **options)
     except OverQuota as exc:
-        return await _refused(unit, row, Refusal("quota_exceeded", str(exc)))
+        return _as_told(target, row, await _refused(unit, row,
+                                                    Refusal("quota_exceeded", str(exc))))
     if started.created and not started.sent:
         unit.may_end(started.job_id)
     return started
+
+
+def _as_told(target: StepTarget | WorkflowTarget | ServiceTarget, row: dict[str, Any],
+             refused: Refusal) -> Refusal:
+    """A service's caller is told the refusal without the publisher's reasons."""
+    return for_caller(refused, row) if isinstance(target, ServiceTarget) else refused
 
 
 async def admission(unit: Unit, target: WorkflowTarget) -> Refusal | None:
@@ -135,8 +147,10 @@ async def _refused(unit: Unit, row: dict[str, Any], refused: Refusal) -> Refusal
     return refused
 
 
-async def _target(conn: psycopg.AsyncConnection, target: StepTarget | WorkflowTarget
-                  ) -> dict[str, Any]:
+async def _target(conn: psycopg.AsyncConnection,
+                  target: StepTarget | WorkflowTarget | ServiceTarget) -> dict[str, Any]:
+    if isinstance(target, ServiceTarget):
+        return await service_row(conn, target)
     if isinstance(target, StepTarget):
         row = await fetch_one(conn, "start_target", step_id=target.step_id, workflow_id=None,
                               account_id=target.account_id)
@@ -191,7 +205,7 @@ async def _insert(conn: psycopg.AsyncConnection, version: Version, row: dict[str
         workflow=WorkflowRef(id=workflow_id, version=version.number),
         step=StepRef(id=entry.id, key=entry.key), process=ProcessRef(id=uuid.uuid4()),
     )
-    entry_rows, processes, rows = _first_messages(packet, entry, version)
+    entry_rows, processes, rows = _first_messages(packet, entry, version, row.get("entry_kind"))
     if row["monthly_quota"] is None:
         return await _write(conn, version, row, job_id=job_id, payload=payload,
                             trigger=trigger, idempotency_key=idempotency_key,
@@ -228,7 +242,8 @@ async def _write(conn: psycopg.AsyncConnection, version: Version, row: dict[str,
         payload=jsonb(payload), idempotency_key=idempotency_key,
         parent_process_id=parent.process_id if parent else None,
         depth=parent.depth if parent else 0, user_id=user_id, entry=jsonb(entry_rows),
-        processes=jsonb(processes), rows=jsonb(rows),
+        processes=jsonb(processes), rows=jsonb(rows), service_id=row.get("service_id"),
+        caller_account_id=row.get("caller_account_id"), call_price=row.get("call_price"),
     )
     if written["id"] is None:
         existing = await fetch_one(conn, "job_by_idempotency_key", workflow_id=workflow_id,
@@ -240,10 +255,11 @@ async def _write(conn: psycopg.AsyncConnection, version: Version, row: dict[str,
                    created_at=written["created_at"])
 
 
-def _first_messages(packet: Packet, entry: Any, version: Version
+def _first_messages(packet: Packet, entry: Any, version: Version, kind: str | None
                     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """A built-in's kind comes from the catalog; a registered function's from its row."""
     spec = CATALOG.get(entry.function)
-    if spec is None or spec.kind != "trigger":
+    if (spec.kind if spec is not None else kind) != "trigger":
         processes, rows = outgoing(packet, [Message(entry, packet.payload)],
                                    workflow_version_id=version.id, root=True)
         return [], processes, rows
@@ -265,7 +281,7 @@ class Starter:
         self.pool = pool
         self.versions = versions or Versions()
 
-    async def start(self, target: StepTarget | WorkflowTarget, **options: Any
-                    ) -> Started | Refusal:
+    async def start(self, target: StepTarget | WorkflowTarget | ServiceTarget,
+                    **options: Any) -> Started | Refusal:
         async with connection(self.pool) as conn, work(conn) as unit:
             return await start(unit, self.versions, target, **options)

@@ -8,11 +8,13 @@ control plane's CRUD and the migrations.
 
 from stepline.models.account import Account, ApiToken
 from stepline.models.base import Base
+from stepline.models.billing import BillingDaily
 from stepline.models.connection import Connection
 from stepline.models.function import Function
 from stepline.models.job import Job, Process
 from stepline.models.messaging import DeadLetter, InboxEntry, OutboxMessage
 from stepline.models.project import Project
+from stepline.models.service import Service
 from stepline.models.usage import QuotaUsage, UsageDaily
 from stepline.models.workflow import Step, Workflow, WorkflowVersion
 
@@ -20,6 +22,7 @@ __all__ = [
     "Account",
     "ApiToken",
     "Base",
+    "BillingDaily",
     "Connection",
     "DeadLetter",
     "Function",
@@ -28,6 +31,7 @@ __all__ = [
     "OutboxMessage",
     "Process",
     "Project",
+    "Service",
     "Step",
     "QuotaUsage",
     "UsageDaily",

@@ -3,12 +3,18 @@ message). A job never holds a counter: its counts and its end are derived from i
 processes, so a fan-out of thousands never queues behind one row lock.
 
 The control plane's watchdog is the only writer of ``stuck_since`` / ``stuck_reason``:
-a running job with outstanding work and no progress for too long, and why."""
+a running job with outstanding work and no progress for too long, and why.
+
+Metering needs no counter either: a process carries the unit price of its function,
+copied when it is inserted, and a service call's child job carries the call's price and
+who called; both rows are written exactly once (the inbox sees to that), so a bill is a
+sum over rows that a redelivery cannot double."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
@@ -17,6 +23,7 @@ from sqlalchemy import (
     ForeignKeyConstraint,
     Index,
     Integer,
+    Numeric,
     String,
     Text,
     text,
@@ -47,6 +54,10 @@ class Job(Base):
         Index(None, "parent_process_id", postgresql_where=text("parent_process_id IS NOT NULL")),
         # the few stuck jobs, for the API's filter and the metrics
         Index("ix_jobs_stuck", "stuck_since", postgresql_where=text("stuck_since IS NOT NULL")),
+        # the calls a caller's bill counts
+        Index("ix_jobs_caller", "caller_account_id", "created_at",
+              postgresql_where=text("caller_account_id IS NOT NULL")),
+        CheckConstraint("call_price >= 0", name="call_price"),
     )
 
     id: Mapped[UuidPk]
@@ -68,6 +79,12 @@ class Job(Base):
     # the watchdog: no progress since this moment, and which process waits and why
     stuck_since: Mapped[datetime | None]
     stuck_reason: Mapped[dict[str, Any] | None]
+    # a service call: the service, the account that called it (its bill), and the price
+    # of the call when it started; the job itself runs in the publisher's account
+    service_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("services.id", ondelete="CASCADE"))
+    caller_account_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    call_price: Mapped[Decimal | None] = mapped_column(Numeric(18, 6))
 
 
 class Process(Base):
@@ -102,6 +119,9 @@ class Process(Base):
     output: Mapped[JsonNullable]
     error: Mapped[dict[str, Any] | None]
     logs: Mapped[list[Any] | None]
+    # the function's price per process when this one was created; NULL: not billed per
+    # process (a service step: its call is billed on the child job)
+    unit_price: Mapped[Decimal | None] = mapped_column(Numeric(18, 6))
     created_at: Mapped[Created]
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]

@@ -107,14 +107,18 @@ WHERE id = %(process_id)s AND status IN ('pending', 'running');
 
 -- fragment: new_processes
 -- Pending processes from a JSON array of rows (messages.outgoing makes them), one round
--- trip however many. Written once, used by every query that creates processes.
+-- trip however many. Written once, used by every query that creates processes. Each
+-- carries its function's price per process as it is now: the meter is this row, written
+-- once (a service step carries none: its call is billed on the child job).
 INSERT INTO processes (id, job_id, account_id, workflow_version_id, step_id, step_key,
-                       function, parent_id, input)
+                       function, parent_id, input, unit_price)
 SELECT r.id, r.job_id, r.account_id, r.workflow_version_id, r.step_id, r.step_key,
-       r.function, r.parent_id, r.input
+       r.function, r.parent_id, r.input,
+       CASE WHEN f.kind <> 'service' THEN f.price_per_process END
 FROM jsonb_to_recordset(%(processes)s) AS r(id uuid, job_id uuid, account_id uuid,
      workflow_version_id uuid, step_id uuid, step_key text, function text,
      parent_id uuid, input jsonb)
+LEFT JOIN functions f ON f.name = r.function
 
 -- fragment: new_outbox_rows
 -- Outbox rows from a JSON array of rows (messages.outbox_row makes them); a row without
@@ -194,7 +198,9 @@ FROM (SELECT id FROM outbox
       FOR UPDATE SKIP LOCKED) due
 WHERE o.id = due.id
 RETURNING o.id, o.event_id, o.destination, o.attributes, o.data, o.attempts, o.job_id,
-          o.process_id;
+          o.process_id,
+          -- where a function registered from outside, or a service, is served
+          (SELECT f.endpoint FROM functions f WHERE f.name = o.destination) AS endpoint;
 
 -- name: outbox_mark_sent
 UPDATE outbox SET status = 'sent', sent_at = now(), claimed_until = NULL, last_error = NULL
@@ -230,21 +236,26 @@ FROM outbox WHERE status = 'pending';
 -- name: job_start
 -- A job's start in one statement: the job (nothing at all when a start with the same
 -- idempotency key made it already), the trigger's entry process when the entry is a
--- trigger (done the moment the job starts), and the first pending processes with their
--- outbox rows. Foreign keys are checked at the end of the statement.
+-- trigger (done the moment the job starts, priced as any process), and the first
+-- pending processes with their outbox rows. A service call's job carries the service,
+-- the caller and the call's price: its meter. Foreign keys are checked at the end of
+-- the statement.
 WITH job AS (
     INSERT INTO jobs (id, account_id, workflow_id, workflow_version_id, version, trigger,
-                      payload, idempotency_key, parent_process_id, depth, user_id)
+                      payload, idempotency_key, parent_process_id, depth, user_id,
+                      service_id, caller_account_id, call_price)
     VALUES (%(id)s, %(account_id)s, %(workflow_id)s, %(workflow_version_id)s, %(version)s,
             %(trigger)s, %(payload)s, %(idempotency_key)s, %(parent_process_id)s,
-            %(depth)s, %(user_id)s)
+            %(depth)s, %(user_id)s, %(service_id)s, %(caller_account_id)s, %(call_price)s)
     ON CONFLICT (workflow_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING id, created_at),
 entry AS (
     INSERT INTO processes (id, job_id, account_id, workflow_version_id, step_id, step_key,
-                           function, status, attempt, input, output, started_at, finished_at)
+                           function, status, attempt, input, output, started_at, finished_at,
+                           unit_price)
     SELECT r.id, job.id, %(account_id)s, %(workflow_version_id)s, r.step_id, r.step_key,
-           r.function, 'succeeded', 1, %(payload)s, %(payload)s, now(), now()
+           r.function, 'succeeded', 1, %(payload)s, %(payload)s, now(), now(),
+           (SELECT f.price_per_process FROM functions f WHERE f.name = r.function)
     FROM job, jsonb_to_recordset(%(entry)s) AS r(id uuid, step_id uuid, step_key text,
                                                  function text)
     RETURNING 1),
@@ -302,6 +313,7 @@ WITH wanted AS (
                     (SELECT workflow_id FROM steps WHERE id = %(step_id)s::uuid)) AS id)
 SELECT w.id AS workflow_id, w.account_id, w.current_version AS version, v.entry_step_key,
        s.key AS step_key, s.function, s.config,
+       (SELECT f.kind FROM functions f WHERE f.name = s.function) AS entry_kind,
        w.paused_at IS NOT NULL AS paused,
        w.blocked_at IS NOT NULL AS workflow_blocked, w.blocked_reason AS workflow_blocked_reason,
        a.blocked_at IS NOT NULL AS account_blocked, a.blocked_reason AS account_blocked_reason,
@@ -316,6 +328,32 @@ JOIN accounts a ON a.id = w.account_id
 LEFT JOIN steps s ON s.workflow_version_id = v.id
      AND (s.id = %(step_id)s::uuid OR (%(step_id)s::uuid IS NULL AND s.key = v.entry_step_key))
 WHERE %(account_id)s::uuid IS NULL OR w.account_id = %(account_id)s::uuid;
+
+-- name: service_target
+-- What a service call's start reads, in one row: the service by name (a live one first,
+-- else the last unpublished one, to say so), the workflow version it pins, its entry
+-- step, and what admission needs of the workflow and of the publisher's account.
+SELECT sv.id AS service_id, sv.name AS service_name, sv.visibility, sv.input_schema,
+       sv.price_per_call, sv.unpublished_at IS NOT NULL AS unpublished,
+       w.id AS workflow_id, w.account_id, sv.version, v.entry_step_key,
+       s.key AS step_key, s.function, s.config,
+       (SELECT f.kind FROM functions f WHERE f.name = s.function) AS entry_kind,
+       w.deleted_at IS NOT NULL AS workflow_deleted,
+       w.paused_at IS NOT NULL AS paused,
+       w.blocked_at IS NOT NULL AS workflow_blocked, w.blocked_reason AS workflow_blocked_reason,
+       a.blocked_at IS NOT NULL AS account_blocked, a.blocked_reason AS account_blocked_reason,
+       a.monthly_quota,
+       coalesce((SELECT processes FROM quota_usage q WHERE q.account_id = a.id
+                 AND q.month = date_trunc('month', now() AT TIME ZONE 'UTC')::date), 0)
+           AS quota_used
+FROM services sv
+JOIN workflows w ON w.id = sv.workflow_id
+JOIN workflow_versions v ON v.workflow_id = w.id AND v.version = sv.version
+JOIN accounts a ON a.id = w.account_id
+LEFT JOIN steps s ON s.workflow_version_id = v.id AND s.key = v.entry_step_key
+WHERE sv.name = %(name)s
+ORDER BY sv.unpublished_at IS NULL DESC, sv.unpublished_at DESC
+LIMIT 1;
 
 -- name: processes_this_month
 -- What a monthly quota counts: the account's processes since :since (the month's start,
