@@ -9,8 +9,9 @@ or fires a trigger (``async def fire(self, runtime, event)``). It signals a fail
 :class:`TemporaryError` (the step's retry policy applies), and a result that comes later
 with :class:`Waiting`. Its context gives it the packet, the typed config, a log, and
 capabilities: ``await ctx.connection(name, kind=...)``, ``await ctx.start_child(...)``,
-``await ctx.child_job()``; :class:`Outbound` calls HTTP APIs behind the platform's
-address guard."""
+``await ctx.child_job()``; ``ctx.idempotency_key`` is the delivery's stable key.
+:class:`Outbound` calls HTTP APIs behind the platform's address guard; :class:`Ledger`
+writes to a customer's PostgreSQL once per delivery."""
 
 from stepline.catalog import (
     CATALOG,
@@ -38,6 +39,7 @@ from stepline.context import (
 )
 from stepline.errors import MalformedEvent, PermanentError, Rejected, TemporaryError, Unauthorized
 from stepline.host import FunctionHost
+from stepline.ledger import Ledger
 from stepline.lifecycle import CONFIGURED, Refusal, Started, StepTarget, WorkflowTarget
 from stepline.lifecycle.start import skipped
 from stepline.messages import Route
@@ -48,6 +50,7 @@ from stepline.webhooks import token_check
 __all__ = [
     "CATALOG", "CONFIGURED", "ChildJob", "ConditionConfig", "Context", "CronJobConfig",
     "DatabaseQueryConfig", "FunctionHost", "FunctionSpec", "Handler", "HttpRequestConfig",
+    "Ledger",
     "MalformedEvent", "NextLinkPagination", "Outbound", "PagePagination", "PermanentError",
     "RawHttp", "RdStationGetLeadsConfig", "Refusal", "Rejected", "Route", "Started",
     "StepTarget", "StoredConnection", "TemporaryError", "TransformConfig", "Trigger",

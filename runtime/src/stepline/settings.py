@@ -11,6 +11,9 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path(".stepline")
+# as long as the control plane keeps a finished process (STEPLINE_RETENTION_DAYS), so a
+# retry from the API still finds the effect it made
+LEDGER_RETENTION_DAYS = 30.0
 
 
 class Settings(BaseSettings):
@@ -28,6 +31,8 @@ class Settings(BaseSettings):
     function_urls: dict[str, str] = Field(default_factory=dict)
     data_dir: Path = DEFAULT_DATA_DIR
     log_level: str = "INFO"
+    # effect-ledger rows older than this are pruned from customers' databases; 0 keeps them
+    ledger_retention_days: float = Field(default=LEDGER_RETENTION_DAYS, ge=0)
 
     @property
     def allowed_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
