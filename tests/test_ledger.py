@@ -23,7 +23,7 @@ from psycopg_pool import AsyncConnectionPool
 from stepline.context import Context
 from stepline.definition import RetryPolicy, Step
 from stepline.errors import PermanentError, TemporaryError
-from stepline.ledger import Ledger, prune
+from stepline.ledger import INLINE_RESULT_BYTES, Ledger, prune
 from stepline.packet import Packet, ProcessRef, Ref, StepRef, WorkflowRef
 from stepline.settings import Settings
 from stepline.step import StepRuntime
@@ -280,3 +280,21 @@ async def test_a_server_prunes_in_the_background_at_most_once_an_interval(
     await kept_forever.run(context(ledger_retention_days=0), pool, insert(3))
     await kept_forever.pruned()
     assert scalar(customer, LEDGER_ROWS) == 5
+
+
+async def test_a_large_result_is_recorded_for_a_write_only(
+        pool: AsyncConnectionPool, customer: str) -> None:
+    """Past ``INLINE_RESULT_BYTES`` the ledger asks whether the effect wrote before it
+    sends the result: the same outcome, one round trip more."""
+    big = "x" * (INLINE_RESULT_BYTES + 1)
+
+    async def big_read(conn: psycopg.AsyncConnection) -> Any:
+        return (await (await conn.execute("SELECT repeat('x', %s)", (len(big),))).fetchone())[0]
+
+    ledger, ctx = Ledger(), context()
+    assert await ledger.run(ctx, pool, big_read) == big
+    assert await ledger.run(ctx, pool, insert(1, big)) == big
+    assert await ledger.run(ctx, pool, insert(1, "again")) == big
+    assert scalar(customer, "SELECT count(*) FROM items") == 1
+    assert scalar(customer, "SELECT length(result #>> '{}') FROM stepline.effect_ledger") == len(
+        big)

@@ -23,7 +23,8 @@ import json
 import logging
 import time
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -32,11 +33,12 @@ import psycopg
 from psycopg import errors, sql
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.pq import TransactionStatus
+from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from stepline.context import Context
-from stepline.db import execute, fetch_one
+from stepline.db import execute, fetch_one, q
 from stepline.errors import PermanentError, TemporaryError
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,9 @@ TABLE = "stepline.effect_ledger"
 PRUNE_EVERY_S = 3600.0
 PRUNE_BATCH = 1000
 PRUNE_MAX_BATCHES = 1000  # a million rows a run at most; the next run goes on
+# a result larger than this (JSON text) is sent to the server only once the effect is
+# known to have written: one more round trip, instead of a big read's rows sent back
+INLINE_RESULT_BYTES = 64 * 1024
 CONNECTION_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout)
 # the server undid the transaction and another try may pass: class 40 of SQLSTATE
 RETRYABLE = (errors.SerializationFailure, errors.DeadlockDetected)
@@ -136,35 +141,73 @@ async def once(conn: psycopg.AsyncConnection, key: str, effect: Effect) -> Done:
 
 
 async def _attempt(conn: psycopg.AsyncConnection, key: str, effect: Effect) -> Done:
-    async with conn.transaction():
-        found = await _ledger(conn, fetch_one(conn, "ledger_lookup", key=key))
+    """Two round trips besides the effect's: BEGIN with the look-up, and the row with
+    the COMMIT (psycopg's pipeline mode; the effect itself runs outside it)."""
+    async with _rolled_back_on_error(conn):
+        found = await _ledger(conn, _begin_and_look(conn, key))
         if found is not None:
+            await conn.execute("ROLLBACK")  # nothing was done
             return Done(found["result"], replayed=True)
-        result = await _effect(conn, effect)
-        if not await _wrote(conn):
-            return Done(result)
-        try:
-            await _ledger(conn, execute(conn, "ledger_record", key=key, result=Jsonb(result)))
-        except errors.UniqueViolation as exc:
-            raise _RecordedMeanwhile from exc
-    return Done(result, recorded=True)
+        result, size = await _effect(conn, effect)
+        recorded = await _ledger(conn, _record_and_commit(conn, key, result, size))
+    return Done(result, recorded=recorded)
+
+
+@asynccontextmanager
+async def _rolled_back_on_error(conn: psycopg.AsyncConnection) -> AsyncIterator[None]:
+    """The ledger's transaction is begun and committed by hand, so that each can share a
+    round trip: any failure rolls it back."""
+    try:
+        yield
+    except BaseException:
+        if conn.info.transaction_status in (TransactionStatus.INTRANS,
+                                            TransactionStatus.INERROR):
+            with suppress(psycopg.Error):
+                await conn.execute("ROLLBACK")
+        raise
+
+
+async def _begin_and_look(conn: psycopg.AsyncConnection, key: str) -> Any:
+    async with conn.pipeline():
+        await conn.execute("BEGIN")
+        cur = await conn.cursor(row_factory=dict_row).execute(q("ledger_lookup"), {"key": key})
+    return await cur.fetchone()
+
+
+async def _record_and_commit(conn: psycopg.AsyncConnection, key: str, result: Any,
+                             size: int) -> bool:
+    """The effect's row, if its transaction wrote anything, and the COMMIT; whether a
+    row was written. A large result goes to the server only once it is known to be a
+    write's: a big read's rows are not sent back just to be dropped."""
+    if size > INLINE_RESULT_BYTES and not await _wrote(conn):
+        await conn.execute("COMMIT")
+        return False
+    try:
+        async with conn.pipeline():
+            cur = await conn.execute(q("ledger_record"), {"key": key, "result": Jsonb(result)})
+            await conn.execute("COMMIT")
+    except errors.UniqueViolation as exc:
+        raise _RecordedMeanwhile from exc
+    return cur.rowcount == 1
 
 
 async def _unledgered(conn: psycopg.AsyncConnection, effect: Effect, problem: str) -> Done:
     """Without a ledger a read still runs; a write is undone and refused."""
     async with conn.transaction():
-        result = await _effect(conn, effect)
+        result, _ = await _effect(conn, effect)
         if await _wrote(conn):
             raise PermanentError(f"{problem}. Nothing was written.")
     return Done(result)
 
 
-async def _effect(conn: psycopg.AsyncConnection, effect: Effect) -> Any:
-    result = json.loads(json.dumps(await effect(conn), default=str))
+async def _effect(conn: psycopg.AsyncConnection, effect: Effect) -> tuple[Any, int]:
+    """The effect's result as JSON gives it back (so a replay returns the same), and
+    the size of its JSON text."""
+    encoded = json.dumps(await effect(conn), default=str)
     if conn.info.transaction_status != TransactionStatus.INTRANS:
         raise PermanentError("the effect ended the ledger's transaction (COMMIT or ROLLBACK "
                              "in it): it cannot run under the ledger")
-    return result
+    return json.loads(encoded), len(encoded)
 
 
 async def _wrote(conn: psycopg.AsyncConnection) -> bool:

@@ -361,9 +361,12 @@ SELECT result FROM stepline.effect_ledger WHERE key = %(key)s;
 SELECT pg_current_xact_id_if_assigned() IS NOT NULL AS wrote;
 
 -- name: ledger_record
--- No ON CONFLICT: a row of the same key means another run of the effect committed
--- first (it waited here for that one to end), and this one must roll back.
-INSERT INTO stepline.effect_ledger (key, result) VALUES (%(key)s, %(result)s);
+-- The effect's row, only if its transaction changed anything (ledger_wrote's test, read
+-- once before this insert takes an id: a read records nothing). No ON CONFLICT: a row
+-- of the same key means another run of the effect committed first (this one waited
+-- here for that one to end), and this one must roll back.
+INSERT INTO stepline.effect_ledger (key, result)
+SELECT %(key)s, %(result)s WHERE pg_current_xact_id_if_assigned() IS NOT NULL;
 
 -- name: ledger_prune
 DELETE FROM stepline.effect_ledger WHERE key IN (
