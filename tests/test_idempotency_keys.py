@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
+from stepline.catalog import HttpRequestConfig
 from stepline.context import Context
 from stepline.definition import RetryPolicy, Step
 from stepline.packet import Packet, ProcessRef, Ref, StepRef, WorkflowRef
@@ -117,3 +119,8 @@ async def test_each_page_has_its_own_key_the_same_on_a_redelivery(api: Api) -> N
     key = str(process)
     pages = [key, f"{key}:2", f"{key}:3", f"{key}:4"]  # the 4th is the empty page
     assert api.keys() == pages + pages
+
+
+def test_a_header_name_that_is_no_token_is_refused_naming_the_field() -> None:
+    with pytest.raises(ValidationError, match="idempotency_header"):
+        HttpRequestConfig(url="/orders", idempotency_header="Idempotency Key")
