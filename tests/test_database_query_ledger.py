@@ -84,7 +84,11 @@ async def deliveries(database_url: str, customer: str) -> AsyncIterator[Deliveri
                                   ).fetchone()[0]
     pool = create_pool(database_url, max_size=2)
     await pool.open()
-    yield Deliveries(pool, database_url, account_id)
+    deliveries = Deliveries(pool, database_url, account_id)
+    yield deliveries
+    await deliveries.handler.ledger.pruned()
+    for customer_pool in deliveries.handler._pools.values():  # as the server's exit would
+        await customer_pool.close()
     await pool.close()
 
 
