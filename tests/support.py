@@ -188,7 +188,7 @@ class LocalHttp:
                 self.end_headers()
                 self.wfile.write(reply)
 
-            do_GET = do_POST = _answer  # noqa: N815
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _answer  # noqa: N815
 
             def log_message(self, *args: Any) -> None:
                 pass

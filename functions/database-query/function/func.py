@@ -1,14 +1,17 @@
 """Database.query: parameterised SQL (``:name`` parameters bound from the payload,
 never formatted into the text; the SQL itself is never templated) on a stored
 ``postgres`` connection — behind the address guard, so a tenant's connection cannot
-reach the platform's own database or any other non-public one — or, with no
-connection, for operator accounts only, on the platform's database inside the step
-transaction, so the query and the outbox commit together, exactly once."""
+reach the platform's own database or any other non-public one — under the effect ledger
+unless ``config.ledger`` is false, so that a write commits once however often the step
+is delivered; or — with no connection, for operator accounts only — on the platform's
+database inside the step transaction, so the query and the outbox commit together,
+exactly once."""
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import psycopg
@@ -22,6 +25,7 @@ from stepline.sdk import (
     Context,
     DatabaseQueryConfig,
     FunctionHost,
+    Ledger,
     PermanentError,
     StoredConnection,
     TemporaryError,
@@ -68,11 +72,47 @@ def jsonable(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return json.loads(json.dumps(rows, default=str))
 
 
+async def execute(conn: psycopg.AsyncConnection, sql: str, params: dict[str, Any]
+                  ) -> tuple[list[dict[str, Any]], int]:
+    """The rows (as JSON) and the row count of one statement."""
+    try:
+        async with conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(sql, params)
+            rows = jsonable(await cur.fetchall()) if cur.description else []
+            return rows, cur.rowcount
+    except (psycopg.OperationalError, psycopg.InterfaceError):
+        raise
+    except psycopg.Error as exc:
+        raise sql_failed(exc) from exc
+
+
+def sql_failed(exc: psycopg.Error) -> PermanentError | TemporaryError:
+    message = f"SQL failed: {exc.diag.message_primary or exc}"
+    if exc.sqlstate and exc.sqlstate.startswith("40"):  # rolled back: a conflict, a deadlock
+        return TemporaryError(message)
+    if isinstance(exc, psycopg.errors.ActiveSqlTransaction):
+        return PermanentError(f"{message} (the ledger runs a statement in a transaction: "
+                              "config.ledger false runs it alone)")
+    return PermanentError(message)
+
+
+def statement(sql: str, params: dict[str, Any], *, keep_rows: bool
+              ) -> Callable[[psycopg.AsyncConnection], Awaitable[dict[str, Any]]]:
+    """The step's statement as the ledger's effect: its result holds only what the step
+    outputs (the rows only for ``result: rows``), so a replay outputs the same and the
+    ledger row stays small."""
+    async def run(conn: psycopg.AsyncConnection) -> dict[str, Any]:
+        rows, count = await execute(conn, sql, params)
+        return {"rowcount": count, **({"rows": rows} if keep_rows else {})}
+    return run
+
+
 class DatabaseQuery:
     spec = CATALOG["Database.query"]
 
     def __init__(self) -> None:
         self._pools: dict[str, AsyncConnectionPool] = {}
+        self.ledger = Ledger()
 
     def in_transaction(self, config: DatabaseQueryConfig) -> bool:
         """No connection: the platform's own database, in the step's transaction (the
@@ -83,15 +123,11 @@ class DatabaseQuery:
         sql, names = to_psycopg(ctx.config.sql)
         params = bind(names, ctx.payload)
         if ctx.transaction is not None:
-            rows, count = await self._execute(ctx.transaction, sql, params)
+            rows, count = await execute(ctx.transaction, sql, params)
         else:
-            name = ctx.config.connection
-            pool = await self._pool(ctx, await ctx.connection(name, kind="postgres"))
-            try:
-                async with pool.connection() as conn:
-                    rows, count = await self._execute(conn, sql, params)
-            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-                raise TemporaryError(f"connection {name!r}: {exc}") from exc
+            effect = statement(sql, params, keep_rows=ctx.config.result == "rows")
+            done = await self._on_connection(ctx, effect)
+            rows, count = done.get("rows", []), done["rowcount"]
         ctx.log(f"query affected {count} row(s)")
         result = ctx.config.result
         if result == "rowcount":
@@ -100,16 +136,18 @@ class DatabaseQuery:
             return ctx.payload
         return rows
 
-    async def _execute(self, conn, sql: str, params: dict[str, Any]):
+    async def _on_connection(self, ctx: Context[DatabaseQueryConfig],
+                             effect: Callable[[psycopg.AsyncConnection], Awaitable[Any]]
+                             ) -> dict[str, Any]:
+        name = ctx.config.connection
+        pool = await self._pool(ctx, await ctx.connection(name, kind="postgres"))
+        if ctx.config.ledger:
+            return await self.ledger.run(ctx, pool, effect)
         try:
-            async with conn.cursor(row_factory=dict_row) as cur:
-                await cur.execute(sql, params)
-                rows = jsonable(await cur.fetchall()) if cur.description else []
-                return rows, cur.rowcount
-        except (psycopg.OperationalError, psycopg.InterfaceError):
-            raise
-        except psycopg.Error as exc:
-            raise PermanentError(f"SQL failed: {exc.diag.message_primary or exc}") from exc
+            async with pool.connection() as conn:
+                return await effect(conn)
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            raise TemporaryError(f"connection {name!r}: {exc}") from exc
 
     async def _pool(self, ctx: Context[DatabaseQueryConfig], stored: StoredConnection
                     ) -> AsyncConnectionPool:

@@ -31,6 +31,11 @@ def verbatim_fields(schema: dict[str, Any]) -> frozenset[str]:
     )
 
 
+# an HTTP header's name: an RFC 9110 token (less the backquote, which no header uses and
+# which would break the catalog's Markdown)
+HEADER_NAME = r"^[A-Za-z0-9!#$%&'*+.^_|~-]+$"
+
+
 class FunctionConfig(BaseModel):
     """The base of every config model: an unknown field is an error, not ignored."""
 
@@ -95,6 +100,13 @@ class HttpRequestConfig(_Config):
         default=None, description="fetch every page and return all items (needs items_path)"
     )
     timeout_s: float = Field(default=30.0, gt=0, le=300)
+    idempotency_header: str | None = Field(
+        default="Idempotency-Key",
+        pattern=HEADER_NAME,
+        description="the header that carries the delivery's stable key on every request "
+        "but GET and HEAD (the same on every redelivery and retry of this step for this "
+        "message; `<key>:<n>` for the n-th page); null sends none",
+    )
 
 
 class RdStationGetLeadsConfig(_Config):
@@ -122,6 +134,12 @@ class DatabaseQueryConfig(_Config):
     result: Literal["rows", "rowcount", "payload"] = Field(
         default="rows",
         description="what the step outputs: the rows read, the row count, or the input payload",
+    )
+    ledger: bool = Field(
+        default=True,
+        description="a write commits with a row in the connection's `stepline.effect_ledger` "
+        "table, so a redelivered step skips it and outputs what it recorded: exactly once. "
+        "false: at least once (a read-only user, a server that is not PostgreSQL)",
     )
 
 

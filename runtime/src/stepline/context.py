@@ -81,6 +81,19 @@ class Context(Generic[ConfigT]):
         return self.packet.payload
 
     @property
+    def idempotency_key(self) -> str:
+        """The stable key of this delivery: the process id, the same on every redelivery
+        of the message, every retry attempt of the step and a retry from the API, and
+        different for every other message or step. The effect ledger keys its rows by
+        it and Http.request sends it as ``Idempotency-Key``."""
+        return str(self.packet.process.id)
+
+    def effect_key(self, part: str | None = None) -> str:
+        """The key of one of several effects of this delivery (``part``: say a page
+        number): ``<idempotency_key>:<part>``, or the delivery's key without a part."""
+        return self.idempotency_key if part is None else f"{self.idempotency_key}:{part}"
+
+    @property
     def allowed_networks(self) -> list[Network]:
         """Private networks an operator lets this platform's outbound calls reach."""
         return self.runtime.settings.allowed_networks

@@ -12,7 +12,8 @@ retry policy applies), and a result that comes later with :class:`Waiting`. Its 
 gives it the packet, the typed config, a log, and capabilities: ``await
 ctx.connection(name, kind=...)``, ``await ctx.start_child(...)``, ``await
 ctx.start_service(...)``, ``await ctx.child_job()``; :class:`Outbound` calls HTTP APIs
-behind the platform's address guard."""
+behind the platform's address guard; ``ctx.idempotency_key`` is the delivery's stable
+key, and :class:`Ledger` writes to a customer's PostgreSQL once per delivery."""
 
 from pydantic import Field
 
@@ -48,6 +49,7 @@ from stepline.context import (
 )
 from stepline.errors import MalformedEvent, PermanentError, Rejected, TemporaryError, Unauthorized
 from stepline.host import FunctionHost
+from stepline.ledger import Ledger
 from stepline.lifecycle import CONFIGURED, Refusal, Started, StepTarget, WorkflowTarget
 from stepline.lifecycle.start import skipped
 from stepline.messages import Route
@@ -61,7 +63,7 @@ __all__ = [
     "Overrun", "bounded_cel", "bounded_jmespath",
     "CATALOG", "CONFIGURED", "ChildJob", "ConditionConfig", "Context", "CronJobConfig",
     "DatabaseQueryConfig", "Field", "FunctionConfig", "FunctionHost", "FunctionSpec", "Handler",
-    "HttpRequestConfig",
+    "HttpRequestConfig", "Ledger",
     "MalformedEvent", "NextLinkPagination", "Outbound", "PagePagination", "PermanentError",
     "RawHttp", "RdStationGetLeadsConfig", "Refusal", "Rejected", "Route", "ServiceCallConfig",
     "Started",

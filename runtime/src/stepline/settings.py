@@ -11,6 +11,9 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path(".stepline")
+# as long as the control plane keeps a finished process (STEPLINE_RETENTION_DAYS), so a
+# retry from the API still finds the effect it made
+LEDGER_RETENTION_DAYS = 30.0
 
 
 class Settings(BaseSettings):
@@ -32,6 +35,8 @@ class Settings(BaseSettings):
     sandbox_workers: int = Field(default=2, ge=1)
     sandbox_timeout_s: float = Field(default=1.0, gt=0)
     sandbox_memory_mb: int = Field(default=256, ge=128)
+    # effect-ledger rows older than this are pruned from customers' databases; 0 keeps them
+    ledger_retention_days: float = Field(default=LEDGER_RETENTION_DAYS, ge=0)
 
     @property
     def allowed_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:

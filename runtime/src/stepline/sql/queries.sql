@@ -1,5 +1,6 @@
 -- The hot paths of Stepline as named SQL: the step transaction (inbox, process,
--- outbox), the job's end, and the relay's claim. Parameters are psycopg %(name)s.
+-- outbox), the job's end, the relay's claim, and the effect ledger in customers'
+-- databases. Parameters are psycopg %(name)s.
 -- A `-- fragment:` is a piece written once and used as {name} inside queries.
 
 -- name: deliveries_begin
@@ -434,3 +435,54 @@ SELECT p.output FROM processes p
 WHERE p.job_id = %(job_id)s AND p.status = 'succeeded'
   AND NOT EXISTS (SELECT 1 FROM processes c WHERE c.parent_id = p.id)
 ORDER BY p.created_at, p.id;
+
+-- name: ledger_create
+-- The ledger_ queries run on a CUSTOMER's PostgreSQL, never on the platform's: the
+-- effect ledger (stepline.ledger), one row per effect made, keyed by the delivery's
+-- stable key. Here: the schema and table on first use, by whoever may create them. The advisory lock
+-- makes two first uses at once wait for each other instead of failing on the catalog's
+-- unique keys; nothing is created that exists, so a schema a DBA made is enough (the
+-- privilege to CREATE SCHEMA is checked before IF NOT EXISTS is).
+DO $ledger$
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtext('stepline.effect_ledger'));
+    IF to_regnamespace('stepline') IS NULL THEN
+        CREATE SCHEMA stepline;
+    END IF;
+    IF to_regclass('stepline.effect_ledger') IS NULL THEN
+        CREATE TABLE stepline.effect_ledger (
+            key text PRIMARY KEY,
+            result jsonb,
+            recorded_at timestamptz NOT NULL DEFAULT now()
+        );
+        -- BRIN: the rows arrive in time order, and pruning by age is all it serves
+        CREATE INDEX effect_ledger_recorded_at ON stepline.effect_ledger
+            USING brin (recorded_at);
+        COMMENT ON TABLE stepline.effect_ledger IS
+            'Stepline''s effect ledger: one row per write a workflow step made here, so a '
+            'redelivered step does not write again. Rows are pruned by age.';
+    END IF;
+END
+$ledger$;
+
+-- name: ledger_lookup
+SELECT result FROM stepline.effect_ledger WHERE key = %(key)s;
+
+-- name: ledger_wrote
+-- Whether this transaction changed anything: PostgreSQL gives a transaction an id at
+-- its first write (a row inserted, updated, deleted or locked, DDL), never for a read.
+SELECT pg_current_xact_id_if_assigned() IS NOT NULL AS wrote;
+
+-- name: ledger_record
+-- The effect's row, only if its transaction changed anything (ledger_wrote's test, read
+-- once before this insert takes an id: a read records nothing). No ON CONFLICT: a row
+-- of the same key means another run of the effect committed first (this one waited
+-- here for that one to end), and this one must roll back.
+INSERT INTO stepline.effect_ledger (key, result)
+SELECT %(key)s, %(result)s WHERE pg_current_xact_id_if_assigned() IS NOT NULL;
+
+-- name: ledger_prune
+DELETE FROM stepline.effect_ledger WHERE key IN (
+    SELECT key FROM stepline.effect_ledger
+    WHERE recorded_at < now() - %(older_than)s
+    LIMIT %(batch)s FOR UPDATE SKIP LOCKED);
