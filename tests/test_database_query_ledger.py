@@ -44,7 +44,8 @@ class Deliveries:
                  ) -> None:
         self.handler = database_query()
         self.runtime = StepRuntime(pool=pool, handler=self.handler,
-                                   settings=settings_for(database_url))
+                                   settings=settings_for(database_url,
+                                                         http_allow_cidrs="127.0.0.0/8"))
         self.account_id = account_id
 
     def of(self, config: dict[str, Any], payload: Any, process_id: uuid.UUID | None = None
@@ -57,8 +58,8 @@ class Deliveries:
         step = Step(id=packet.step.id, workflow_id=packet.workflow.id, key="save", name=None,
                     function="Database.query", config={"connection": "crm", **config},
                     next_key=None, output="single", retry=RetryPolicy())
-        return Context(packet=packet, step=step, config=self.runtime.config_of(step, packet),
-                       runtime=self.runtime)
+        typed = self.runtime.handler.spec.config.model_validate(step.config)
+        return Context(packet=packet, step=step, config=typed, runtime=self.runtime)
 
     async def twice(self, config: dict[str, Any], payload: Any) -> tuple[Any, Any]:
         """The step's output on its delivery and on a redelivery of the same message."""

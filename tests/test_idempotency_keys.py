@@ -73,7 +73,8 @@ def delivery(config: dict[str, Any], process_id: uuid.UUID, attempt: int = 1
     handler = http_request()
     runtime = StepRuntime(pool=None, handler=handler,
                           settings=Settings(http_allow_cidrs="127.0.0.0/8"))
-    return Context(packet=packet, step=step, config=runtime.config_of(step, packet),
+    return Context(packet=packet, step=step,
+                   config=handler.spec.config.model_validate(step.config),
                    runtime=runtime), handler
 
 
