@@ -17,6 +17,7 @@ import logging
 import shlex
 import signal
 
+import uvloop
 from psycopg_pool import AsyncConnectionPool
 
 from stepline.db import create_pool
@@ -205,7 +206,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     options = RelayOptions(pumps=args.pumps, batch_size=args.batch_size, lease_s=args.lease_s)
     metrics_port = args.metrics_port or RelaySettings().metrics_port
-    asyncio.run(serve(settings, amqp, options, dead_letters=not args.no_dead_letters,
+    uvloop.run(serve(settings, amqp, options, dead_letters=not args.no_dead_letters,
                       metrics_port=metrics_port, declare_topology=not args.no_declare))
 
 

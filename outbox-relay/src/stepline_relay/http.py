@@ -48,6 +48,11 @@ class HttpTransport:
     async def ready(self) -> None:
         """Each row's POST says for itself whether its function is there."""
 
+    async def full_destinations(self) -> set[str]:
+        """None: the relay waits for each batch's answers, so nothing queues up beyond
+        what it has in flight."""
+        return set()
+
     def _url(self, row: Row) -> str | None:
         """Where the row goes: its function's endpoint URL (one registered from outside
         the repository), or the URL this relay was given for its function."""

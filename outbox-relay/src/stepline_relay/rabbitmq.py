@@ -14,6 +14,12 @@ the topology itself unless told not to (``declare=False``: a relay whose RabbitM
 only write to that exchange); then, and when RabbitMQ refuses it the declaration, it
 checks that the topology is there and waits, claiming nothing, until it is.
 
+A queue that already holds :data:`QUEUE_DEPTH_MAX` ready messages takes no more for a
+moment (:meth:`RabbitmqTransport.full_destinations`): its rows wait in the outbox, where
+the relay's fair claim decides what goes next, instead of in the queue, where they would
+go first come first served. So one account's fan-out of a million items leaves at most
+that many (and what the consumers prefetched) ahead of another account's next step.
+
 A function registered from outside the repository has a queue of its own (its
 endpoint): the relay learns it from the first row that goes there and declares it with
 the rest at the next round (that first row comes back unroutable and is retried). A
@@ -25,14 +31,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import replace
 
-from stepline_relay.amqp import Broker, Publisher, check, declare
+from stepline_relay.amqp import Broker, Publisher, backlogs, check, declare
 from stepline_relay.mapping import MappingError, to_amqp
 from stepline_relay.topology import Topology, resolve_queue_type
 from stepline_relay.transport import Dead, Result, Retry, Row, Sent
 
 log = logging.getLogger(__name__)
+
+QUEUE_DEPTH_MAX = 256
+BACKLOG_TTL_S = 0.05  # how long a look at the queues' depths holds, for every pump
 
 
 class RabbitmqTransport:
@@ -47,6 +57,8 @@ class RabbitmqTransport:
         self._declared_for: object = None  # the connection the topology was declared on
         self._unroutable_seen = 0
         self._declaring = asyncio.Lock()
+        self._full: tuple[float, set[str]] = (0.0, set())
+        self._looking = asyncio.Lock()
 
     async def ready(self) -> None:
         connection = await self.broker.connection()
@@ -76,6 +88,19 @@ class RabbitmqTransport:
             log.info("RabbitMQ topology checked, not declared (user %r): %d queues and %s",
                      self.broker.user, len(self._functions), self.topology.dead_letter_queue)
         self._declared_for, self._unroutable_seen = connection, unroutable
+
+    async def full_destinations(self) -> set[str]:
+        """The functions whose queue holds :data:`QUEUE_DEPTH_MAX` ready messages or more,
+        looked at once per :data:`BACKLOG_TTL_S` whichever pump asks."""
+        async with self._looking:
+            at, full = self._full
+            if time.monotonic() - at < BACKLOG_TTL_S or self.topology is None:
+                return full
+            queues = {self.topology.queue(name): name for name in self._functions}
+            depths = await backlogs(self.broker, list(queues))
+            full = {queues[q] for q, depth in depths.items() if depth >= QUEUE_DEPTH_MAX}
+            self._full = (time.monotonic(), full)
+            return full
 
     async def deliver(self, rows: list[Row]) -> list[Result]:
         assert self.topology is not None, "ready() first"

@@ -180,7 +180,8 @@ class Relay:
             cur.adapters.register_loader("jsonb", JsonTextLoader)
             await cur.execute(q("outbox_claim"), {
                 "lease_s": self.options.lease_s, "relay": self.name,
-                "limit": self.options.batch_size})
+                "limit": self.options.batch_size,
+                "full": sorted(await self.transport.full_destinations())})
             found = await cur.fetchall()
         return [Row(**{**row, "attributes": json.loads(row["attributes"])}) for row in found]
 

@@ -65,6 +65,9 @@ class Transport(Protocol):
     async def ready(self) -> None:
         """Raise :class:`TransportUnavailable` if nothing can be delivered now."""
 
+    async def full_destinations(self) -> set[str]:
+        """The functions that should take no more rows for now (a queue's backlog)."""
+
     async def deliver(self, rows: list[Row]) -> list[Result]: ...
 
     async def close(self) -> None: ...

@@ -11,17 +11,17 @@ transport should retry is a 503, never a 500. Each answer is counted and timed
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from typing import Any
 from wsgiref.simple_server import WSGIServer
 
+import uvloop
 from cloudevents.core.base import BaseCloudEvent
 
 from stepline import bounded
 from stepline.context import Handler, RawHttp, Trigger
-from stepline.db import create_pool
+from stepline.db import create_pool, dumps
 from stepline.errors import (
     ConfigurationError,
     DatabaseUnavailable,
@@ -64,6 +64,8 @@ class FunctionHost:
     """Serves one handler under func-python: ``def new(): return FunctionHost(Handler())``."""
 
     def __init__(self, handler: Handler, *, settings: Settings | None = None) -> None:
+        # new() runs before func-python starts its event loop: this makes it uvloop's
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
         self.handler = handler
         self._settings = settings
         self._runtime: StepRuntime | None = None
@@ -186,7 +188,7 @@ async def read_body(receive: Any) -> bytes:
 
 async def respond(send: Any, status: int, body: dict[str, Any]) -> None:
     raw = getattr(send, "http", send)  # func-python wraps send; plain ASGI send works too
-    payload = json.dumps(body).encode()
+    payload = dumps(body)
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(payload)).encode()),

@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
+from cachetools import TTLCache
 from cloudevents.core.base import BaseCloudEvent
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, ValidationError
@@ -38,6 +39,8 @@ from stepline.settings import Settings
 
 log = logging.getLogger(__name__)
 
+CONNECTION_CACHE_S = 5.0
+CONNECTION_CACHE_SIZE = 256
 MAX_CALL_DEPTH = 5  # Workflow.call nests at most this deep: a workflow cannot call itself for ever
 
 
@@ -51,6 +54,8 @@ class StepRuntime:
         self.versions = lifecycle.Versions()
         self.starter = lifecycle.Starter(pool, self.versions)
         self.outcomes = Outcomes(pool)
+        self._connections: TTLCache[tuple[uuid.UUID, str], StoredConnection] = TTLCache(
+            CONNECTION_CACHE_SIZE, CONNECTION_CACHE_S)
 
     async def deliver(self, event: BaseCloudEvent) -> Outcome:
         try:
@@ -209,12 +214,22 @@ class StepRuntime:
 
     async def stored_connection(self, account_id: uuid.UUID, name: str, *,
                                 kind: str | None = None) -> StoredConnection:
+        """The account's connection, its secret opened; kept a few seconds, so that the
+        items of a fan-out do not each read and decrypt it (a changed connection is used
+        within :data:`CONNECTION_CACHE_S`)."""
+        stored = self._connections.get((account_id, name))
+        if stored is None:
+            stored = self._connections[account_id, name] = await self._load_connection(
+                account_id, name)
+        if kind is not None and stored.kind != kind:
+            raise PermanentError(f"connection {name!r} is {stored.kind}, not {kind}")
+        return stored
+
+    async def _load_connection(self, account_id: uuid.UUID, name: str) -> StoredConnection:
         async with connection(self.pool) as conn:
             row = await fetch_one(conn, "connection_by_name", account_id=account_id, name=name)
         if row is None:
             raise PermanentError(f"connection {name!r} does not exist in this account")
-        if kind is not None and row["kind"] != kind:
-            raise PermanentError(f"connection {name!r} is {row['kind']}, not {kind}")
         secret = SecretBox(self.settings.secret_key).open(row["secret"]) if row["secret"] else {}
         return StoredConnection(name=name, kind=row["kind"], config=row["config"], secret=secret)
 

@@ -18,6 +18,8 @@ import logging
 import sys
 from collections.abc import Mapping
 
+import uvloop
+
 from stepline.db import create_pool
 from stepline.settings import Settings
 from stepline_relay import health
@@ -140,7 +142,7 @@ def main(argv: list[str] | None = None) -> None:
         parallelism=args.parallelism, prefetch=args.prefetch, retries=args.retries,
         backoff_delay_s=args.backoff_delay_s, request_timeout_s=args.request_timeout_s,
     )
-    asyncio.run(serve(settings, AmqpSettings(), targets, options,
+    uvloop.run(serve(settings, AmqpSettings(), targets, options,
                       dead_letters=args.dead_letters, metrics_port=args.metrics_port))
 
 

@@ -187,17 +187,56 @@ WHERE account_id = %(account_id)s AND name = %(name)s;
 
 -- name: outbox_claim
 -- A batch of due rows for this relay, leased so that several relays share the work
--- and a crashed relay's rows come back when the lease runs out.
+-- and a crashed relay's rows come back when the lease runs out — taken fairly: every
+-- account with pending rows (found by a skip scan of ix_outbox_fair, one probe each)
+-- gets an equal share of the batch, its oldest due rows first, so one account's
+-- fan-out of a million items cannot hold another's next step behind it. Rows of a
+-- destination the transport reports full (its queue's backlog) wait where they are.
+WITH RECURSIVE lanes AS (
+    (SELECT account_id FROM outbox WHERE status = 'pending' AND account_id IS NOT NULL
+     ORDER BY account_id LIMIT 1)
+    UNION ALL
+    SELECT (SELECT o.account_id FROM outbox o
+            WHERE o.status = 'pending' AND o.account_id > lanes.account_id
+            ORDER BY o.account_id LIMIT 1)
+    FROM lanes WHERE lanes.account_id IS NOT NULL),
+share AS (
+    SELECT greatest(1, ceil(%(limit)s::float8 / greatest(count(*), 1)))::int AS n
+    FROM lanes WHERE account_id IS NOT NULL),
+fair AS (
+    SELECT lanes.account_id AS lane, picked.id, picked.not_before
+    FROM lanes CROSS JOIN share
+    CROSS JOIN LATERAL (
+        SELECT o.id, o.not_before
+        FROM outbox o
+        WHERE o.status = 'pending' AND o.account_id = lanes.account_id
+          AND o.not_before <= now()
+          AND (o.claimed_until IS NULL OR o.claimed_until < now())
+          AND o.destination <> ALL(%(full)s::text[])
+        ORDER BY o.not_before, o.id
+        LIMIT share.n
+        FOR UPDATE SKIP LOCKED) picked
+    WHERE lanes.account_id IS NOT NULL),
+unnamed AS (
+    -- rows written before outbox rows named their account: one more lane
+    SELECT NULL::uuid AS lane, o.id, o.not_before FROM outbox o
+    WHERE o.status = 'pending' AND o.account_id IS NULL AND o.not_before <= now()
+      AND (o.claimed_until IS NULL OR o.claimed_until < now())
+      AND o.destination <> ALL(%(full)s::text[])
+    ORDER BY o.not_before, o.id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED),
+due AS (SELECT * FROM fair UNION ALL SELECT * FROM unnamed),
+batch AS (
+    SELECT id FROM (SELECT id, not_before,
+                           row_number() OVER (PARTITION BY lane ORDER BY not_before, id) AS rank
+                    FROM due) ranked
+    ORDER BY rank, not_before, id LIMIT %(limit)s)
 UPDATE outbox o
 SET claimed_until = now() + make_interval(secs => %(lease_s)s),
     claimed_by = %(relay)s, attempts = o.attempts + 1
-FROM (SELECT id FROM outbox
-      WHERE status = 'pending' AND not_before <= now()
-        AND (claimed_until IS NULL OR claimed_until < now())
-      ORDER BY not_before, id
-      LIMIT %(limit)s
-      FOR UPDATE SKIP LOCKED) due
-WHERE o.id = due.id
+FROM batch
+WHERE o.id = batch.id
 RETURNING o.id, o.event_id, o.destination, o.attributes, o.data, o.attempts, o.job_id,
           o.process_id,
           -- where a function registered from outside, or a service, is served
