@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from stepline_control.processes import free_port
+from stepline_control.onemachine.children import free_port
 
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 15.0
