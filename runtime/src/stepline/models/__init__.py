@@ -13,6 +13,7 @@ from stepline.models.function import Function
 from stepline.models.job import Job, Process
 from stepline.models.messaging import DeadLetter, InboxEntry, OutboxMessage
 from stepline.models.project import Project
+from stepline.models.trigger import TriggerHealth
 from stepline.models.usage import UsageDaily
 from stepline.models.workflow import Step, Workflow, WorkflowVersion
 
@@ -29,6 +30,7 @@ __all__ = [
     "Process",
     "Project",
     "Step",
+    "TriggerHealth",
     "UsageDaily",
     "Workflow",
     "WorkflowVersion",

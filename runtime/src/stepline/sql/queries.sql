@@ -321,3 +321,93 @@ SELECT p.output FROM processes p
 WHERE p.job_id = %(job_id)s AND p.status = 'succeeded'
   AND NOT EXISTS (SELECT 1 FROM processes c WHERE c.parent_id = p.id)
 ORDER BY p.created_at, p.id;
+
+-- Triggers that reach a source of their own (Queue, Email, Sms): their health, their
+-- events, and the step a poller works for. Written only by stepline.lifecycle.triggers.
+
+-- fragment: trigger_step_ids
+-- The step's workflow and account, for a health row made by its first report or event.
+SELECT s.id, s.workflow_id, w.account_id
+FROM steps s JOIN workflows w ON w.id = s.workflow_id
+WHERE s.id = %(step_id)s
+LIMIT 1
+
+-- name: trigger_report
+-- A consumer or poller says how its source is. ``failing_since`` holds across a run of
+-- failures and is cleared by the first success; ``checked_at`` is this report, which
+-- readers hold against the trigger's bound.
+INSERT INTO trigger_health AS h (step_id, workflow_id, account_id, state, error,
+                                 failing_since, checked_at, unacked)
+SELECT ids.id, ids.workflow_id, ids.account_id, %(state)s::text, %(error)s,
+       CASE WHEN %(state)s::text = 'failing' THEN now() END, now(), %(unacked)s
+FROM ({trigger_step_ids}) ids
+ON CONFLICT (step_id) DO UPDATE
+SET state = excluded.state, error = excluded.error,
+    failing_since = CASE WHEN excluded.state = 'failing'
+                         THEN coalesce(h.failing_since, now()) END,
+    checked_at = now(), unacked = excluded.unacked;
+
+-- name: trigger_event
+-- One event of a trigger, counted in the transaction that acted on it (its job's start,
+-- its dead letter, or the finding that it came before), with how far the source has
+-- been read (a poller's cursor) when that moved too.
+INSERT INTO trigger_health AS h (step_id, workflow_id, account_id, state, last_event_at,
+                                 started, duplicates, dead_letters, cursor)
+SELECT ids.id, ids.workflow_id, ids.account_id, 'connected', now(), %(started)s,
+       %(duplicates)s, %(dead_letters)s, %(cursor)s
+FROM ({trigger_step_ids}) ids
+ON CONFLICT (step_id) DO UPDATE
+SET last_event_at = now(), started = h.started + excluded.started,
+    duplicates = h.duplicates + excluded.duplicates,
+    dead_letters = h.dead_letters + excluded.dead_letters,
+    cursor = coalesce(excluded.cursor, h.cursor);
+
+-- name: trigger_cursor
+-- A poller moves its cursor past what it found nothing new in (a changed UIDVALIDITY).
+UPDATE trigger_health SET cursor = %(cursor)s WHERE step_id = %(step_id)s;
+
+-- name: trigger_step
+-- What a trigger's consumer or poller needs of its step: the current version's entry
+-- step with that id and function, its account and config, whether anything may start
+-- now, and its cursor. No row: the step is no longer its workflow's live entry.
+SELECT s.id AS step_id, s.workflow_id, w.account_id, s.config, h.cursor,
+       (w.paused_at IS NOT NULL OR w.blocked_at IS NOT NULL OR a.blocked_at IS NOT NULL)
+           AS stopped
+FROM steps s
+JOIN workflows w ON w.id = s.workflow_id AND w.deleted_at IS NULL
+JOIN workflow_versions v ON v.id = s.workflow_version_id AND v.workflow_id = w.id
+     AND v.version = w.current_version AND v.entry_step_key = s.key
+JOIN accounts a ON a.id = w.account_id
+LEFT JOIN trigger_health h ON h.step_id = s.id
+WHERE s.id = %(step_id)s AND s.function = %(function)s;
+
+-- name: trigger_health
+-- Every live trigger step of the functions asked for (the entry of its workflow's current
+-- version) with its health row if it has one, narrowed to one step, some workflows or
+-- one account when asked; ``stopped``: nothing may start (paused or blocked).
+SELECT s.id AS step_id, s.function, s.config, w.id AS workflow_id, w.account_id,
+       v.created_at AS version_created_at,
+       (w.paused_at IS NOT NULL OR w.blocked_at IS NOT NULL OR a.blocked_at IS NOT NULL)
+           AS stopped,
+       h.step_id IS NOT NULL AS reported, h.state, h.error, h.failing_since, h.checked_at,
+       h.last_event_at, h.started, h.duplicates, h.dead_letters, h.unacked
+FROM workflows w
+JOIN accounts a ON a.id = w.account_id
+JOIN workflow_versions v ON v.workflow_id = w.id AND v.version = w.current_version
+JOIN steps s ON s.workflow_version_id = v.id AND s.key = v.entry_step_key
+LEFT JOIN trigger_health h ON h.step_id = s.id
+WHERE w.deleted_at IS NULL AND s.function = ANY(%(functions)s)
+  AND (%(step_id)s::uuid IS NULL OR s.id = %(step_id)s::uuid)
+  AND (%(workflow_ids)s::uuid[] IS NULL OR w.id = ANY(%(workflow_ids)s::uuid[]))
+  AND (%(account_id)s::uuid IS NULL OR w.account_id = %(account_id)s::uuid)
+ORDER BY s.id;
+
+-- name: trigger_seen
+-- Keys of a trigger's event recorded as consumed (an Email's UIDVALIDITY + UID and its
+-- Message-ID), in the transaction that starts its job: the keys already there come back.
+WITH wanted AS (SELECT unnest(%(keys)s::text[]) AS key),
+added AS (INSERT INTO inbox (consumer, event_id)
+          SELECT %(consumer)s, key FROM wanted
+          ON CONFLICT DO NOTHING
+          RETURNING event_id)
+SELECT key FROM wanted WHERE key NOT IN (SELECT event_id FROM added);
