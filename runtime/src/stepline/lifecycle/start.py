@@ -90,9 +90,10 @@ def skipped(refused: Refusal) -> dict[str, Any]:
 async def start(unit: Unit, versions: Versions, target: StepTarget | WorkflowTarget, *,
                 payload: Any, trigger: str, idempotency_key: str | None = None,
                 user_id: uuid.UUID | None = None, parent: Parent | None = None,
-                check: Check | None = None) -> Started | Refusal:
+                check: Check | None = None, trigger_data: dict[str, Any] | None = None
+                ) -> Started | Refusal:
     """In the unit's transaction. A refusal is recorded in it (counted in usage), so the
-    caller commits the unit either way."""
+    caller commits the unit either way. ``trigger_data`` is the packet's ``trigger``."""
     row = await _target(unit.conn, target)
     if payload is CONFIGURED:
         payload = row["config"].get("payload", {})
@@ -103,7 +104,8 @@ async def start(unit: Unit, versions: Versions, target: StepTarget | WorkflowTar
         return refused
     version = await versions.get(unit.conn, row["workflow_id"], row["version"])
     started = await _insert(unit.conn, version, row, payload=payload, trigger=trigger,
-                            idempotency_key=idempotency_key, user_id=user_id, parent=parent)
+                            idempotency_key=idempotency_key, user_id=user_id, parent=parent,
+                            trigger_data=trigger_data)
     if started.created and not started.sent:
         unit.may_end(started.job_id)
     return started
@@ -167,7 +169,8 @@ async def month_processes(conn: psycopg.AsyncConnection, account_id: uuid.UUID, 
 
 async def _insert(conn: psycopg.AsyncConnection, version: Version, row: dict[str, Any], *,
                   payload: Any, trigger: str, idempotency_key: str | None,
-                  user_id: uuid.UUID | None, parent: Parent | None) -> Started:
+                  user_id: uuid.UUID | None, parent: Parent | None,
+                  trigger_data: dict[str, Any] | None = None) -> Started:
     """The job at its entry step, in one statement. A trigger entry (Manual, CronJob,
     Webhook) is recorded as a finished process whose output is the payload, sent on by
     the step's ``output``; an action entry becomes a pending process with its message."""
@@ -178,6 +181,7 @@ async def _insert(conn: psycopg.AsyncConnection, version: Version, row: dict[str
         user=Ref(id=user_id) if user_id else None, job=Ref(id=job_id),
         workflow=WorkflowRef(id=workflow_id, version=version.number),
         step=StepRef(id=entry.id, key=entry.key), process=ProcessRef(id=uuid.uuid4()),
+        trigger=trigger_data,
     )
     entry_rows, processes, rows = _first_messages(packet, entry, version)
     written = await fetch_one(
@@ -186,6 +190,7 @@ async def _insert(conn: psycopg.AsyncConnection, version: Version, row: dict[str
         payload=jsonb(payload), idempotency_key=idempotency_key,
         parent_process_id=parent.process_id if parent else None,
         depth=parent.depth if parent else 0, user_id=user_id, entry=jsonb(entry_rows),
+        trigger_data=jsonb(trigger_data) if trigger_data is not None else None,
         processes=jsonb(processes), rows=jsonb(rows),
     )
     if written["id"] is None:

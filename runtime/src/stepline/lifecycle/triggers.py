@@ -58,8 +58,8 @@ def consumer_of(step_id: uuid.UUID) -> str:
 
 async def fire(unit: Unit, versions: Versions, target: StepTarget, *, payload: Any,
                trigger: str, key: str, also: Sequence[str] = (),
-               cursor: dict[str, Any] | None = None, check: Any = None
-               ) -> Started | Refusal | Seen:
+               cursor: dict[str, Any] | None = None, check: Any = None,
+               trigger_data: dict[str, Any] | None = None) -> Started | Refusal | Seen:
     """One event of a trigger step, in the unit's transaction. ``key`` is its
     idempotency key; ``also`` are other names of the same event (a Message-ID) that
     must not start a second job either. A refusal is recorded by the start: the caller
@@ -71,7 +71,7 @@ async def fire(unit: Unit, versions: Versions, target: StepTarget, *, payload: A
             await _count(unit.conn, target.step_id, duplicates=1, cursor=cursor)
             return Seen(seen[0]["key"])
     started = await start(unit, versions, target, payload=payload, trigger=trigger,
-                          idempotency_key=key, check=check)
+                          idempotency_key=key, check=check, trigger_data=trigger_data)
     if isinstance(started, Started):
         await _count(unit.conn, target.step_id, started=int(started.created),
                      duplicates=int(not started.created), cursor=cursor)

@@ -210,10 +210,11 @@ FROM outbox WHERE status = 'pending';
 -- outbox rows. Foreign keys are checked at the end of the statement.
 WITH job AS (
     INSERT INTO jobs (id, account_id, workflow_id, workflow_version_id, version, trigger,
-                      payload, idempotency_key, parent_process_id, depth, user_id)
+                      payload, idempotency_key, parent_process_id, depth, user_id,
+                      trigger_data)
     VALUES (%(id)s, %(account_id)s, %(workflow_id)s, %(workflow_version_id)s, %(version)s,
             %(trigger)s, %(payload)s, %(idempotency_key)s, %(parent_process_id)s,
-            %(depth)s, %(user_id)s)
+            %(depth)s, %(user_id)s, %(trigger_data)s)
     ON CONFLICT (workflow_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING id, created_at),
 entry AS (
@@ -296,7 +297,7 @@ ON CONFLICT (account_id, day) DO UPDATE SET refused = usage_daily.refused + 1;
 -- name: process_packet
 -- What it takes to deliver a process again (a Workflow.call parent whose child ended).
 SELECT p.id, p.status, p.input, p.attempt, p.parent_id, p.step_id, p.step_key, p.function,
-       p.account_id, j.id AS job_id, j.workflow_id, j.version, j.user_id
+       p.account_id, j.id AS job_id, j.workflow_id, j.version, j.user_id, j.trigger_data
 FROM processes p JOIN jobs j ON j.id = p.job_id
 WHERE p.id = %(process_id)s;
 
@@ -411,3 +412,19 @@ added AS (INSERT INTO inbox (consumer, event_id)
           ON CONFLICT DO NOTHING
           RETURNING event_id)
 SELECT key FROM wanted WHERE key NOT IN (SELECT event_id FROM added);
+
+-- name: queue_sources
+-- The Queue steps that should be consumed now: the entry of a live workflow's current
+-- version, neither it nor its account paused or blocked (messages wait in the queue
+-- meanwhile), with the connection its config names (none, or another kind: a problem
+-- its health shows).
+SELECT s.id AS step_id, s.workflow_id, w.account_id, s.config, c.kind AS connection_kind,
+       c.config AS connection_config, c.secret AS connection_secret
+FROM workflows w
+JOIN accounts a ON a.id = w.account_id AND a.blocked_at IS NULL
+JOIN workflow_versions v ON v.workflow_id = w.id AND v.version = w.current_version
+JOIN steps s ON s.workflow_version_id = v.id AND s.key = v.entry_step_key
+LEFT JOIN connections c ON c.account_id = w.account_id AND c.name = s.config->>'connection'
+WHERE w.deleted_at IS NULL AND w.paused_at IS NULL AND w.blocked_at IS NULL
+  AND s.function = 'Queue'
+ORDER BY s.id;
