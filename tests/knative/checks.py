@@ -41,11 +41,13 @@ FUNCTIONS: dict[str, str] = {
     "Condition": "condition",
     "Transform": "transform",
     "Workflow.call": "workflow-call",
+    "Queue": "queue",
+    "Email": "email",
 }
 HTTP_FUNCTIONS = {"http-request", "rdstation-getleads"}
 # folders whose function is not in the catalog yet: their func.yaml is checked like the
 # others', but no manifest deploys them until their start path is wired
-UNWIRED_FOLDERS = frozenset({"email"})
+UNWIRED_FOLDERS: frozenset[str] = frozenset()
 
 FUNC_SPEC_VERSION = "0.36.0"
 # env name -> (secret, key) every function reads from a Secret
@@ -243,7 +245,9 @@ def object_schema_problems(
 # ---------------------------------------------------------------- func.yaml
 
 
-RAW_HTTP_FUNCTIONS = frozenset({"webhook"})
+# the Webhook takes plain JSON as well as CloudEvents, the Queue reads its step from the
+# path its RabbitmqSource's sink names: func's http middleware
+RAW_HTTP_FUNCTIONS = frozenset({"webhook", "queue"})
 
 
 def func_yaml_policy_problems(doc: dict[str, Any], folder: str) -> Problems:
@@ -254,7 +258,6 @@ def func_yaml_policy_problems(doc: dict[str, Any], folder: str) -> Problems:
         "specVersion": FUNC_SPEC_VERSION,
         "name": folder,
         "runtime": "python",
-        # the Webhook takes plain JSON as well as CloudEvents: func's http middleware
         "invoke": "http" if folder in RAW_HTTP_FUNCTIONS else "cloudevent",
     }
     for field, value in expected.items():

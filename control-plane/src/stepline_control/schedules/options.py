@@ -7,6 +7,8 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from stepline.catalog import CATALOG
+
 NAMESPACE = "stepline"
 # the Knative Service of the CronJob function (knative/base/functions/cronjob.yaml)
 SINK_SERVICE = "cronjob"
@@ -48,3 +50,14 @@ class ScheduleOptions(BaseSettings):
     def cluster_function_url(self) -> str:
         return (self.function_url
                 or f"http://{self.sink_service}.{self.namespace}.svc.cluster.local")
+
+    def sink_of(self, function: str) -> str:
+        """The Knative Service a schedule's ticks go to: the CronJob function's is
+        ``sink_service``; another's (Email) is its folder's name."""
+        return self.sink_service if function == "CronJob" else CATALOG[function].slug
+
+    def url_of(self, function: str) -> str:
+        """What a CronJob's pod POSTs a schedule's ticks to."""
+        if function == "CronJob":
+            return self.cluster_function_url
+        return f"http://{self.sink_of(function)}.{self.namespace}.svc.cluster.local"
