@@ -58,10 +58,10 @@ async def get_schedules_changed(request: Request) -> Callable[[], None]:
 SchedulesChangedDep = Annotated[Callable[[], None], Depends(get_schedules_changed)]
 
 
-async def get_principal(
-    session: SessionDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Principal:
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+async def get_principal(session: SessionDep, credentials: BearerDep) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise ApiError(401, "unauthorized", "a bearer token is required")
     principal = await resolve(session, credentials.credentials)
