@@ -55,9 +55,10 @@ def settings_for(database_url: str, **extra: Any) -> Settings:
 
 
 @asynccontextmanager
-async def control_plane(database_url: str, token: str = TOKEN) -> AsyncIterator[httpx.AsyncClient]:
+async def control_plane(database_url: str, token: str = TOKEN, *,
+                        settings: Settings | None = None) -> AsyncIterator[httpx.AsyncClient]:
     """The control plane in this process, lifespan included, as an authenticated client."""
-    app = create_app(settings_for(database_url))
+    app = create_app(settings or settings_for(database_url))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(

@@ -42,11 +42,13 @@ FUNCTIONS: dict[str, str] = {
     "Transform": "transform",
     "Workflow.call": "workflow-call",
     "Service.call": "service-call",
+    "Queue": "queue",
+    "Email": "email",
 }
 HTTP_FUNCTIONS = {"http-request", "rdstation-getleads"}
 # folders whose function is not in the catalog yet: their func.yaml is checked like the
 # others', but no manifest deploys them until their start path is wired
-UNWIRED_FOLDERS = frozenset({"email"})
+UNWIRED_FOLDERS: frozenset[str] = frozenset()
 # the functions that open connections to tenants' targets, behind the address guard
 GUARDED_FUNCTIONS = {"http-request", "rdstation-getleads", "database-query"}
 
@@ -252,7 +254,9 @@ def object_schema_problems(
 # ---------------------------------------------------------------- func.yaml
 
 
-RAW_HTTP_FUNCTIONS = frozenset({"webhook"})
+# the Webhook takes plain JSON as well as CloudEvents, the Queue reads its step from the
+# path its RabbitmqSource's sink names: func's http middleware
+RAW_HTTP_FUNCTIONS = frozenset({"webhook", "queue"})
 
 
 def func_yaml_policy_problems(doc: dict[str, Any], folder: str) -> Problems:
@@ -263,7 +267,6 @@ def func_yaml_policy_problems(doc: dict[str, Any], folder: str) -> Problems:
         "specVersion": FUNC_SPEC_VERSION,
         "name": folder,
         "runtime": "python",
-        # the Webhook takes plain JSON as well as CloudEvents: func's http middleware
         "invoke": "http" if folder in RAW_HTTP_FUNCTIONS else "cloudevent",
     }
     for field, value in expected.items():

@@ -19,6 +19,7 @@ from stepline_relay.mapping import (
     event_to_amqp,
     from_amqp,
     header_text,
+    plain_id,
     to_amqp,
     to_http,
 )
@@ -171,3 +172,21 @@ def test_auto_picks_quorum_queues_where_the_server_has_them() -> None:
     assert parse_version(b"4.0.0-rc.1") == (4, 0, 0)
     with pytest.raises(ValueError):
         resolve_queue_type("stream", None)
+
+
+def test_a_message_without_an_id_is_named_by_a_digest_the_same_at_every_delivery() -> None:
+    """The adapter makes up a new id at each delivery; the stand-in digests the message,
+    so a Queue step recognises it when it comes again (its RabbitMQ x- headers, which a
+    dead-lettering changes, are not read)."""
+    plain = AmqpMessage(headers={"tenant": "a"}, body=b'{"a": 1}',
+                        content_type="application/json")
+    again = AmqpMessage(headers={"tenant": "a", "x-death": "[...]"}, body=b'{"a": 1}',
+                        content_type="application/json")
+    other = AmqpMessage(headers={"tenant": "b"}, body=b'{"a": 1}',
+                        content_type="application/json")
+    first = from_amqp(plain, queue="orders").get_id()
+    assert first.startswith("sha256:") and len(first) == len("sha256:") + 64
+    assert from_amqp(again, queue="orders").get_id() == first
+    assert from_amqp(other, queue="orders").get_id() != first
+    named = AmqpMessage(headers={}, body=b"{}", message_id="m-7")
+    assert plain_id(named) == "m-7"

@@ -92,8 +92,10 @@ async def test_the_reconciler_uses_exactly_the_verbs_its_role_grants(
                if request.action.name == "UPDATE"), "updates are patches, never PUT"
     used = {(r.resource.group, r.resource.plural, VERBS[r.action.name]) for r in sent}
     granted = json.loads((checks.KNATIVE_DIR / "base" / "reconciler-verbs.json").read_text())
+    # the Queue steps' sources are another reconciler's (tests/sources)
     assert used == {(rule["group"], rule["resource"], verb)
-                    for rule in granted for verb in rule["verbs"]}
+                    for rule in granted for verb in rule["verbs"]
+                    if rule["resource"] in ("pingsources", "cronjobs")}
 
 
 def as_object(request: Any) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """Fixtures of the trigger tests: a Dovecot of each test's own (plain, or with a
-self-signed certificate made at test time for the TLS modes). Dovecot missing or
-unusable skips the tests locally and fails them in CI, as PostgreSQL does."""
+self-signed certificate made at test time for the TLS modes), and a RabbitMQ vhost of
+each test's own (the RabbitMQ tests' fixtures). A server missing or unusable skips the
+tests locally and fails them in CI, as PostgreSQL does."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from rabbitmq.conftest import rabbitmq, vhost  # noqa: F401 (fixtures of these tests too)
 
 from .dovecot import Dovecot, Tls, why_unusable
 

@@ -28,3 +28,5 @@ def _load_package() -> None:
 _load_package()
 message = importlib.import_module(f"{PACKAGE}.message")
 mailbox = importlib.import_module(f"{PACKAGE}.mailbox")
+poll = importlib.import_module(f"{PACKAGE}.poll")
+func = importlib.import_module(f"{PACKAGE}.func")

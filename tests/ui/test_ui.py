@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 import ui_support
 from playwright.sync_api import expect
@@ -441,3 +442,68 @@ def test_a_viewer_finds_no_write_control(tab: Tab, stack: ui_support.LiveServer)
             for control in page.locator(".step-card select").all():
                 assert control.is_disabled()
             screenshot(page, "13-viewer-editor")
+
+
+ORDER_FORM = {"type": "object", "required": ["email", "quantity"],
+              "properties": {"email": {"type": "string"},
+                             "quantity": {"type": "integer", "minimum": 1}}}
+
+
+def test_a_manual_step_s_form_is_the_run_action(tab: Tab, stack: ui_support.LiveServer) -> None:
+    steps = [{"key": "start", "function": "Manual", "config": {"form": ORDER_FORM},
+              "next": "greet"},
+             {"key": "greet", "function": "Transform", "config": {"expression": "quantity"},
+              "output": None}]
+    workflow = create_workflow(stack.client(), "Forms", "Order by hand", steps)
+    page = tab.page
+    tab.sign_in(stack.token)
+    tab.goto(f"/workflows/{workflow['id']}?run=1")
+    form = page.get_by_test_id("run-form")
+    form.get_by_label("Quantity").fill("0")
+    page.get_by_role("button", name="Start job", exact=True).click()
+    form.locator("[data-field='payload.quantity'] .field-error").get_by_text("minimum").wait_for()
+    form.locator("[data-field='payload.email'] .field-error").get_by_text("required").wait_for()
+    screenshot(page, "14-run-form")
+    assert tab.unlabelled() == []
+    form.get_by_label("Email").fill("ada@example.com")
+    form.get_by_label("Quantity").fill("2")
+    page.get_by_role("button", name="Start job", exact=True).click()
+    page.wait_for_url(re.compile(r"#/jobs/[0-9a-f-]{36}$"))
+    page.get_by_test_id("job-status").get_by_text("succeeded").wait_for()
+
+
+def test_a_trigger_s_health_is_a_badge_on_its_workflow_and_step(
+        tab: Tab, stack: ui_support.LiveServer) -> None:
+    from urllib.parse import urlencode
+
+    from twilio.request_validator import RequestValidator
+
+    from stepline import sms
+
+    api = stack.client()
+    token, sid = "ui-test-auth-token", "AC" + "0" * 32
+    assert api.post("/v1/connections", json={
+        "name": "sms-ui", "kind": "twilio", "config": {"account_sid": sid},
+        "secret": {"auth_token": token}}).status_code == 201
+    workflow = create_workflow(api, "Triggers", "Orders by SMS", [
+        {"key": "sms", "function": "Sms", "config": {"connection": "sms-ui"}, "output": None}])
+    url = f"{stack.url}/v1/hooks/{workflow['steps'][0]['id']}"
+    fields = urlencode([("MessageSid", "SM" + "1" * 32), ("From", "+1"), ("Body", "hi")])
+    signature = RequestValidator(token).compute_signature(url, sms.Form.parse(fields.encode()))
+    answer = httpx.post(url, content=fields, headers={
+        "content-type": "application/x-www-form-urlencoded", "x-twilio-signature": signature})
+    assert answer.status_code == 200, answer.text
+    page = tab.page
+    tab.sign_in(stack.token)
+    tab.goto("/projects")
+    row = page.locator("li.workflow-row[data-workflow='Orders by SMS']")
+    expect(row.locator("[data-trigger-health]")).to_have_attribute("data-trigger-health",
+                                                                   "connected")
+    tab.goto(f"/workflows/{workflow['id']}")
+    expect(page.locator("header.page-header [data-trigger-health]")).to_have_text(
+        "trigger connected")
+    expect(page.locator("[data-step='sms'] [data-trigger-health]")).to_have_text(
+        "trigger connected")
+    assert "1 started" in (page.locator("[data-step='sms'] [data-trigger-health]")
+                           .get_attribute("title") or "")
+    screenshot(page, "15-trigger-health")

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 
 from stepline import bounded, db, lifecycle
 from stepline.settings import Settings, sqlalchemy_url
-from stepline_control import errors, schedules, ui
+from stepline_control import errors, schedules, sources, ui
 from stepline_control.auth import ensure_bootstrap_token
 from stepline_control.config import ControlSettings, control_settings
 from stepline_control.metrics import Metrics
@@ -98,9 +98,10 @@ async def _sweep_stale_jobs(app: FastAPI) -> None:
 
 @asynccontextmanager
 async def _background(app: FastAPI, settings: ControlSettings) -> AsyncIterator[None]:
-    """The schedules (local ticker or reconciler), the stale-job sweep and the stuck-job
-    watchdog."""
+    """The schedules (local ticker or reconciler), the Queue steps' sources (in a
+    cluster), the stale-job sweep and the stuck-job watchdog."""
     schedules.start(app.state, settings)
+    sources.start(app.state, settings)
     tasks = [asyncio.create_task(_sweep_stale_jobs(app), name="stepline-sweep")]
     if settings.stuck_after_s:
         tasks.append(asyncio.create_task(stuck.run_periodically(
@@ -116,6 +117,7 @@ async def _background(app: FastAPI, settings: ControlSettings) -> AsyncIterator[
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await schedules.stop(app.state)
+        await sources.stop(app.state)
 
 
 def create_app(settings: Settings) -> FastAPI:

@@ -10,7 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stepline.lifecycle import Versions
-from stepline_control import logs, schedules
+from stepline_control import logs, schedules, sources
 from stepline_control.auth import Principal, resolve, touch
 from stepline_control.config import ControlSettings
 from stepline_control.errors import ApiError
@@ -51,17 +51,20 @@ VersionsDep = Annotated[Versions, Depends(get_versions)]
 async def get_schedules_changed(request: Request) -> Callable[[], None]:
     """What a service calls after committing a change the schedules follow (a workflow's
     steps, pause or block; an account's block): they look at the database at once
-    instead of at their next periodic pass."""
-    return lambda: schedules.poke(request.app.state)
+    instead of at their next periodic pass; so do the Queue steps' sources."""
+    def changed() -> None:
+        schedules.poke(request.app.state)
+        sources.poke(request.app.state)
+    return changed
 
 
 SchedulesChangedDep = Annotated[Callable[[], None], Depends(get_schedules_changed)]
 
 
-async def get_principal(
-    session: SessionDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Principal:
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+async def get_principal(session: SessionDep, credentials: BearerDep) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise ApiError(401, "unauthorized", "a bearer token is required")
     principal = await resolve(session, credentials.credentials)

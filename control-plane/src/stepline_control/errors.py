@@ -19,6 +19,7 @@ from stepline_control.services.errors import (
     Invalid,
     Malformed,
     NotFound,
+    NotSigned,
     Refused,
     ServiceError,
     Unavailable,
@@ -37,7 +38,8 @@ class ApiError(Exception):
 
 
 STATUS: dict[type[ServiceError], int] = {
-    NotFound: 404, Conflict: 409, Invalid: 422, Malformed: 400, Unavailable: 503}
+    NotFound: 404, Conflict: 409, Invalid: 422, Malformed: 400, Unavailable: 503,
+    NotSigned: 403}
 # a refused start: a block is the operator's, a pause the owner's, the quota the month's
 REFUSAL_STATUS = {"account_blocked": 403, "workflow_blocked": 403, "workflow_paused": 409,
                   "quota_exceeded": 429}

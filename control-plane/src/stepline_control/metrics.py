@@ -2,22 +2,28 @@
 
 Counters and a histogram count what this process does (requests, starts, refusals,
 cancels, retries, jobs found stuck). What the whole platform is doing (jobs and
-processes by status, the outbox backlog and its oldest pending row, the jobs stuck now)
-is read from the database at scrape time, in one round trip under a short statement
-timeout, and cached for a few seconds so that frequent scrapes cost nothing more."""
+processes by status, the outbox backlog and its oldest pending row, the jobs stuck now,
+the trigger steps by health and how long each failing one has failed) is read from the
+database at scrape time, under a short statement timeout, and cached for a few seconds
+so that frequent scrapes cost nothing more."""
 
 from __future__ import annotations
 
 import logging
 import time
+from collections import Counter as Tally
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from stepline.lifecycle import Health, triggers
+from stepline_control.sessions import driver_connection
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +54,9 @@ class PlatformSnapshot:
     outbox_backlog: float = 0.0
     outbox_oldest_age_s: float = 0.0
     stuck_jobs: float = 0.0
+    # trigger steps by (function, state), and the failing ones with how long they fail
+    triggers: dict[tuple[str, str], float] = field(default_factory=dict)
+    failing: list[tuple[Health, float]] = field(default_factory=list)
     taken_at: float = 0.0
     ok: bool = False
 
@@ -111,7 +120,16 @@ async def read_platform(sessions: async_sessionmaker[AsyncSession]) -> PlatformS
                 snapshot.outbox_backlog = value
             else:
                 snapshot.outbox_oldest_age_s = value
+        await read_triggers(session, snapshot)
     return snapshot
+
+
+async def read_triggers(session: AsyncSession, snapshot: PlatformSnapshot) -> None:
+    now = datetime.now(UTC)
+    found = await triggers.health(await driver_connection(session), now=now)
+    snapshot.triggers = dict(Tally((h.function, h.state) for h in found.values()))
+    snapshot.failing = [(h, (now - h.since).total_seconds() if h.since else 0.0)
+                        for h in found.values() if h.state == "failing"]
 
 
 class _PlatformCollector(Collector):
@@ -138,3 +156,22 @@ class _PlatformCollector(Collector):
         yield GaugeMetricFamily("stepline_jobs_stuck", "Running jobs with outstanding work "
                                 "and no progress for longer than the watchdog's bound",
                                 value=snap.stuck_jobs)
+        yield from _trigger_families(snap)
+
+
+def _trigger_families(snap: PlatformSnapshot) -> Iterator[GaugeMetricFamily]:
+    counts = GaugeMetricFamily("stepline_triggers", "Trigger steps with a source of their "
+                               "own (Queue, Email, Sms) by function and health state",
+                               labels=["function", "state"])
+    for (function, state), value in sorted(snap.triggers.items()):
+        counts.add_metric([function, state], value)
+    yield counts
+    # one series per failing step only: the few an operator must look at, by name
+    failing = GaugeMetricFamily("stepline_trigger_failing_seconds", "How long each failing "
+                                "trigger step has failed (its consumer or poller cannot "
+                                "reach its source, or stopped reporting)",
+                                labels=["function", "step_id", "workflow_id"])
+    for health, seconds in sorted(snap.failing, key=lambda f: str(f[0].step_id)):
+        failing.add_metric([health.function, str(health.step_id), str(health.workflow_id)],
+                           seconds)
+    yield failing

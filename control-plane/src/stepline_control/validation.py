@@ -30,7 +30,7 @@ from jmespath.exceptions import JMESPathError
 from jsonschema import Draft202012Validator
 from pydantic import ValidationError
 
-from stepline import bounded, payload_schema, templates
+from stepline import bounded, forms, payload_schema, templates
 from stepline.catalog import CATALOG, verbatim_fields
 from stepline.definition import StepDefinition
 from stepline.packet import deeper_than
@@ -216,6 +216,9 @@ def _check_config(step: StepDefinition, is_operator: bool) -> Iterator[Problem]:
             yield from _cron(step.key, config["schedule"])
         if isinstance(config.get("timezone"), str):
             yield from _timezone(step.key, config["timezone"])
+    if step.function == "Manual" and config.get("form") is not None:
+        if (problem := forms.schema_problem(config["form"])) is not None:
+            yield Problem(step.key, "config.form", problem)
     if step.function == "Condition" and isinstance(config.get("branches"), list):
         for i, branch in enumerate(config["branches"]):
             if isinstance(branch, dict) and isinstance(branch.get("when"), str):

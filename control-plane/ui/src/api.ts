@@ -68,6 +68,19 @@ export interface Step {
   retry?: RetryPolicy | null;
 }
 
+/** A trigger with a source of its own (Queue, Email, Sms): how it reaches it. */
+export interface TriggerHealth {
+  state: "connected" | "failing" | "idle";
+  error: string | null;
+  since: string | null;
+  checked_at: string | null;
+  last_event_at: string | null;
+  started: number;
+  duplicates: number;
+  dead_letters: number;
+  unacked: number | null;
+}
+
 export interface WorkflowSummary {
   id: string;
   project_id: string;
@@ -80,6 +93,7 @@ export interface WorkflowSummary {
   blocked_reason: string | null;
   created_at: string;
   updated_at: string | null;
+  trigger_health?: TriggerHealth | null;
 }
 
 export interface Workflow extends WorkflowSummary {

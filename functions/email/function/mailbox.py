@@ -23,8 +23,7 @@ from typing import Literal, TypeVar
 
 import aioimaplib
 
-from stepline.errors import PermanentError, StepFailure, TemporaryError
-from stepline.net import Network, check_url
+from stepline.sdk import Network, PermanentError, StepFailure, TemporaryError, check_url
 
 CALL_TIMEOUT_S = 30.0
 # a larger message is fetched up to here: the parser needs its headers and text, and a

@@ -48,8 +48,12 @@ def translate_errors(what: str) -> Iterator[None]:
 class Broker:
     """One AMQP connection, opened on first use and again after it is lost."""
 
-    def __init__(self, url: str, *, name: str, connect_timeout_s: float = CONNECT_TIMEOUT_S):
+    def __init__(self, url: str, *, name: str, connect_timeout_s: float = CONNECT_TIMEOUT_S,
+                 server_hostname: str | None = None):
+        """``server_hostname``: the name TLS verifies when ``url`` names the address
+        the platform's address guard resolved and checked (a tenant's broker)."""
         self.url, self.name, self.connect_timeout_s = url, name, connect_timeout_s
+        self._options = {"server_hostname": server_hostname} if server_hostname else {}
         self._connection: AbstractConnection | None = None
         self._lock = asyncio.Lock()
 
@@ -69,7 +73,8 @@ class Broker:
             if self._connection is None or self._connection.is_closed:
                 with translate_errors("connecting to RabbitMQ"):
                     self._connection = await asyncio.wait_for(
-                        aiormq.connect(self.url, client_properties={"connection_name": self.name}),
+                        aiormq.connect(self.url, client_properties={"connection_name": self.name},
+                                       **self._options),
                         self.connect_timeout_s,
                     )
             return self._connection

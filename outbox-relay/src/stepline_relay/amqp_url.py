@@ -48,6 +48,14 @@ def vhost_of(url: str) -> str:
     return unquote(path[1:]) if path not in ("", "/") else "/"
 
 
+def url_for(*, host: str, port: int, vhost: str, tls: bool, user: str, password: str) -> str:
+    """The URL of a broker given by its parts (a tenant's ``amqp`` connection)."""
+    scheme = "amqps" if tls else "amqp"
+    address = f"[{host}]" if ":" in host else host
+    credentials = f"{quote(user, safe='')}:{quote(password, safe='')}"
+    return f"{scheme}://{credentials}@{address}:{port}/{quote(vhost, safe='')}"
+
+
 def url_with(url: str, *, user: str, password: str) -> str:
     """The same broker, vhost and options as another user."""
     credentials = f"{quote(user, safe='')}:{quote(password, safe='')}"

@@ -11,14 +11,18 @@ property is kept too; ``application/json`` is no structured format, so it does n
 The way back (:func:`from_amqp`) follows the adapter's decision: a ``ce-specversion``
 header means binary mode, an ``application/cloudevents+json`` content type means
 structured mode, and anything else is wrapped in a new CloudEvent of type
-:data:`PLAIN_MESSAGE_TYPE`, as the adapter wraps a message that is no CloudEvent.
+:data:`PLAIN_MESSAGE_TYPE`, as the adapter wraps a message that is no CloudEvent — with
+one difference: the adapter gives a message without an AMQP ``message_id`` an id it
+makes up anew at each delivery, this a digest of the message (:func:`plain_id`), so a
+Queue step recognises the message when it comes again (BRIEF: "the idempotency key is
+the message_id, or a digest of the body and headers when it has none").
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -144,8 +148,23 @@ def _from_binary(headers: dict[str, str], body: bytes) -> BaseCloudEvent:
         raise MappingError(f"not a valid binary-mode CloudEvent: {exc}") from exc
 
 
+def plain_id(message: AmqpMessage) -> str:
+    """A message's own id, or ``sha256:`` and a digest of its content type, headers
+    (RabbitMQ's own ``x-`` headers, which a dead-lettering changes, are not read) and
+    body: the same for every delivery of one message."""
+    if message.message_id:
+        return message.message_id
+    headers = json.dumps(sorted((k, v) for k, v in message.headers.items()
+                                if not k.lower().startswith("x-")))
+    digest = hashlib.sha256()
+    for part in (message.content_type or "", headers):
+        digest.update(part.encode() + b"\0")
+    digest.update(message.body)
+    return f"sha256:{digest.hexdigest()}"
+
+
 def _wrap_plain(message: AmqpMessage, *, queue: str) -> BaseCloudEvent:
-    event_id = message.message_id or str(uuid.uuid4())
+    event_id = plain_id(message)
     attributes = {
         "id": event_id, "type": PLAIN_MESSAGE_TYPE, "source": f"/stepline/queues/{queue}",
         "subject": event_id, "time": datetime.now(UTC),

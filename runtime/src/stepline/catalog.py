@@ -48,6 +48,10 @@ _Config = FunctionConfig
 class ManualConfig(_Config):
     """Started by a person (UI or API) with the payload they give."""
 
+    form: dict[str, Any] | None = Field(
+        default=None, description="JSON Schema of the payload: the UI renders it as a form "
+        "and a start whose payload fails it is refused (422 naming the field)")
+
 
 class CronJobConfig(_Config):
     schedule: str = Field(description="5-field cron expression", examples=["*/5 * * * *"])
@@ -65,6 +69,39 @@ class WebhookConfig(_Config):
         description="SHA-256 (hex) of the bearer token a direct call to the Webhook function "
         "must carry; calls through the control plane use an API token instead",
     )
+
+
+class QueueConfig(_Config):
+    """Every message on a RabbitMQ queue starts one job (the queue must exist: it is
+    checked, never declared or changed)."""
+
+    connection: str = Field(min_length=1, description="an `amqp` connection's name")
+    queue: str = Field(min_length=1, max_length=255, description="the queue to consume")
+    format: Literal["json", "text"] = Field(
+        default="json", description='json: the body is the payload; text: {"text": body}')
+    prefetch: int = Field(default=10, ge=1, le=1000,
+                          description="messages in hand at once, unacknowledged")
+
+
+class EmailConfig(_Config):
+    """Every new message in an IMAP mailbox starts one job."""
+
+    connection: str = Field(min_length=1, description="an `imap` connection's name")
+    mailbox: str = Field(default="INBOX", min_length=1, max_length=1000)
+    search: str = Field(default="UNSEEN", min_length=1, max_length=1000,
+                        description="IMAP SEARCH criteria of the messages to take")
+    every: float = Field(default=60, ge=5, le=86_400,
+                         description="seconds between polls (a cluster polls at most "
+                         "once a minute)")
+    mark_seen: bool = Field(default=True, description="set \\Seen once the job started")
+    attachments: Literal["metadata", "none"] = "metadata"
+
+
+class SmsConfig(_Config):
+    """Every inbound SMS the provider posts to the step's URL starts one job."""
+
+    connection: str = Field(min_length=1, description="a `twilio` connection's name: its "
+                            "auth token checks each request's signature")
 
 
 class PagePagination(_Config):
@@ -216,6 +253,30 @@ CATALOG: dict[str, FunctionSpec] = {
             WebhookConfig,
         ),
         FunctionSpec(
+            "Queue",
+            "queue",
+            "trigger",
+            "public",
+            "Starts a job for every message on a RabbitMQ queue.",
+            QueueConfig,
+        ),
+        FunctionSpec(
+            "Email",
+            "email",
+            "trigger",
+            "public",
+            "Starts a job for every new message in an IMAP mailbox.",
+            EmailConfig,
+        ),
+        FunctionSpec(
+            "Sms",
+            "sms",
+            "trigger",
+            "public",
+            "Starts a job for every inbound SMS its provider posts to the step's URL.",
+            SmsConfig,
+        ),
+        FunctionSpec(
             "Http.request",
             "http-request",
             "action",
@@ -277,7 +338,8 @@ CATALOG: dict[str, FunctionSpec] = {
     )
 }
 
-# Triggers the control plane runs itself: they need no function server.
-IN_PROCESS = frozenset({"Manual"})
+# Triggers the control plane runs itself: they need no function server (an Sms step's
+# URL is the control plane's POST /v1/hooks/{step_id}).
+IN_PROCESS = frozenset({"Manual", "Sms"})
 # The function that serves every published service (a service's catalog endpoint)
 SERVICE_CALL = "Service.call"

@@ -17,7 +17,8 @@ from cloudevents.core.base import BaseCloudEvent
 
 from stepline.catalog import FunctionSpec
 from stepline.definition import Step
-from stepline.lifecycle import Refusal, Started, StepTarget, WorkflowTarget
+from stepline.lifecycle import Refusal, Seen, Started, StepTarget, WorkflowTarget
+from stepline.lifecycle.triggers import State
 from stepline.packet import Packet
 from stepline.settings import Settings
 
@@ -136,13 +137,48 @@ class Handler(Protocol):
     async def run(self, ctx: Context[Any]) -> Any: ...
 
 
+@dataclass(frozen=True)
+class TriggerStep:
+    """A live trigger step as its consumer or poller sees it (Queue, Email)."""
+
+    id: uuid.UUID
+    function: str
+    workflow_id: uuid.UUID
+    account_id: uuid.UUID
+    config: dict[str, Any]
+    cursor: dict[str, Any] | None  # how far a poller has read its source
+    stopped: bool  # paused or blocked: nothing may start now
+
+
 class TriggerRuntime(Protocol):
-    """What a trigger function may do: start jobs, and keep what it cannot act on."""
+    """What a trigger function may do: start jobs, and keep what it cannot act on. A
+    trigger that reaches a source of its own (a queue, a mailbox) also starts each
+    event's job with its keys (:meth:`fire`), keeps what cannot start one as a dead
+    letter of its step (:meth:`reject`), reports how its source is (:meth:`report`) and
+    opens the step's connection (:meth:`connection`)."""
+
+    settings: Settings
 
     async def start(self, target: StepTarget | WorkflowTarget, **options: Any
                     ) -> Started | Refusal: ...
 
     async def dead_letter(self, event: BaseCloudEvent, *, reason: str) -> None: ...
+
+    async def fire(self, target: StepTarget, **options: Any) -> Started | Refusal | Seen: ...
+
+    async def reject(self, step: TriggerStep, *, key: str, reason: str,
+                     headers: dict[str, str], body: str | None,
+                     cursor: dict[str, Any] | None = None) -> None: ...
+
+    async def trigger_step(self, step_id: uuid.UUID, function: str) -> TriggerStep | None: ...
+
+    async def report(self, step_id: uuid.UUID, state: State, *, error: str | None = None
+                     ) -> None: ...
+
+    async def move_cursor(self, step_id: uuid.UUID, cursor: dict[str, Any]) -> None: ...
+
+    async def connection(self, account_id: uuid.UUID, name: str, *, kind: str
+                         ) -> StoredConnection: ...
 
 
 @runtime_checkable

@@ -45,7 +45,9 @@ class ProcessRef(Ref):
 
 
 class Packet(BaseModel):
-    """``{payload, account, user, job, workflow, step, process, attempt}`` of the brief."""
+    """``{payload, account, user, job, workflow, step, process, attempt}`` of the brief,
+    and ``trigger``: what the trigger that started the job knew of its event besides the
+    payload (a queue message's id and properties, a mail's UID), carried to every step."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -57,6 +59,7 @@ class Packet(BaseModel):
     step: StepRef
     process: ProcessRef
     attempt: int = Field(default=1, ge=1)
+    trigger: dict[str, Any] | None = None
 
     def for_step(
         self, *, step_id: uuid.UUID, step_key: str, payload: Any, process_id: uuid.UUID

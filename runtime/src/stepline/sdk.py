@@ -13,7 +13,11 @@ gives it the packet, the typed config, a log, and capabilities: ``await
 ctx.connection(name, kind=...)``, ``await ctx.start_child(...)``, ``await
 ctx.start_service(...)``, ``await ctx.child_job()``; :class:`Outbound` calls HTTP APIs
 behind the platform's address guard; ``ctx.idempotency_key`` is the delivery's stable
-key, and :class:`Ledger` writes to a customer's PostgreSQL once per delivery."""
+key, and :class:`Ledger` writes to a customer's PostgreSQL once per delivery;
+:func:`check_url` is the address guard for any other connection (a mailbox). A trigger
+that reaches a source of its own (Queue, Email) gets a :class:`TriggerRuntime` that
+starts each event's job with its keys, keeps what cannot start one as a dead letter of
+its step, and reports how its source is."""
 
 from pydantic import Field
 
@@ -25,11 +29,13 @@ from stepline.catalog import (
     ConditionConfig,
     CronJobConfig,
     DatabaseQueryConfig,
+    EmailConfig,
     FunctionConfig,
     FunctionSpec,
     HttpRequestConfig,
     NextLinkPagination,
     PagePagination,
+    QueueConfig,
     RdStationGetLeadsConfig,
     ServiceCallConfig,
     TransformConfig,
@@ -45,15 +51,23 @@ from stepline.context import (
     StoredConnection,
     Trigger,
     TriggerRuntime,
+    TriggerStep,
     Waiting,
 )
-from stepline.errors import MalformedEvent, PermanentError, Rejected, TemporaryError, Unauthorized
+from stepline.errors import (
+    MalformedEvent,
+    PermanentError,
+    Rejected,
+    StepFailure,
+    TemporaryError,
+    Unauthorized,
+)
 from stepline.host import FunctionHost
 from stepline.ledger import Ledger
-from stepline.lifecycle import CONFIGURED, Refusal, Started, StepTarget, WorkflowTarget
+from stepline.lifecycle import CONFIGURED, Refusal, Seen, Started, StepTarget, WorkflowTarget
 from stepline.lifecycle.start import skipped
 from stepline.messages import Route
-from stepline.net import AddressRefused
+from stepline.net import AddressRefused, Network, check_url
 from stepline.outbound import Credentials, Origin, Outbound, decode, origin_of, own_headers
 from stepline.webhooks import parse as parse_webhook_call
 from stepline.webhooks import token_check
@@ -62,12 +76,12 @@ __all__ = [
     "AddressRefused", "Credentials", "Origin", "guarded_conninfo", "origin_of", "own_headers",
     "Overrun", "bounded_cel", "bounded_jmespath",
     "CATALOG", "CONFIGURED", "ChildJob", "ConditionConfig", "Context", "CronJobConfig",
-    "DatabaseQueryConfig", "Field", "FunctionConfig", "FunctionHost", "FunctionSpec", "Handler",
-    "HttpRequestConfig", "Ledger",
-    "MalformedEvent", "NextLinkPagination", "Outbound", "PagePagination", "PermanentError",
-    "RawHttp", "RdStationGetLeadsConfig", "Refusal", "Rejected", "Route", "ServiceCallConfig",
-    "Started",
-    "StepTarget", "StoredConnection", "TemporaryError", "TransformConfig", "Trigger",
-    "TriggerRuntime", "Unauthorized", "Waiting", "WebhookConfig", "WorkflowCallConfig",
-    "WorkflowTarget", "decode", "parse_webhook_call", "skipped", "token_check",
+    "DatabaseQueryConfig", "EmailConfig", "Field", "FunctionConfig", "FunctionHost",
+    "FunctionSpec", "Handler", "HttpRequestConfig", "Ledger", "MalformedEvent", "Network",
+    "NextLinkPagination", "Outbound", "PagePagination", "PermanentError", "QueueConfig",
+    "RawHttp", "RdStationGetLeadsConfig", "Refusal", "Rejected", "Route", "Seen",
+    "ServiceCallConfig", "Started", "StepFailure", "StepTarget", "StoredConnection",
+    "TemporaryError", "TransformConfig", "Trigger", "TriggerRuntime", "TriggerStep",
+    "Unauthorized", "Waiting", "WebhookConfig", "WorkflowCallConfig", "WorkflowTarget",
+    "check_url", "decode", "parse_webhook_call", "skipped", "token_check",
 ]

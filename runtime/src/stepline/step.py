@@ -36,6 +36,7 @@ from stepline.messages import plan
 from stepline.packet import Packet, describe, packet_from_event
 from stepline.secrets import SecretBox
 from stepline.settings import Settings
+from stepline.triggering import TriggerCapabilities
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ CONNECTION_CACHE_SIZE = 256
 MAX_CALL_DEPTH = 5  # Workflow.call nests at most this deep: a workflow cannot call itself for ever
 
 
-class StepRuntime:
+class StepRuntime(TriggerCapabilities):
     def __init__(self, *, pool: AsyncConnectionPool, handler: Handler | Trigger | RawHttp,
                  settings: Settings) -> None:
         self.pool = pool

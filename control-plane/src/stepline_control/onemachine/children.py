@@ -161,5 +161,17 @@ def _metrics_url(port: int | None) -> str | None:
     return f"http://127.0.0.1:{port}/metrics" if port else None
 
 
+def queue_sources_child(queue_url: str, *, env: dict[str, str], log_dir: Path | None = None,
+                        args: list[str] | None = None) -> Child:
+    """The stand-in for the cluster's RabbitmqSource per Queue step: the platform consumes
+    each Queue step's queue and feeds the Queue function."""
+    return Child(
+        name="queue-sources",
+        argv=[sys.executable, "-m", "stepline_relay.onemachine.sources", "--queue-url",
+              queue_url, *(args or [])],
+        env=env, log_path=log_dir / "queue-sources.log" if log_dir else None,
+    )
+
+
 def url_of(child: Child) -> str:
     return f"http://{child.env['LISTEN_ADDRESS']}/"

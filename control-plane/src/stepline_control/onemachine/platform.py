@@ -38,6 +38,7 @@ from stepline_control.onemachine.children import (
     free_port,
     function_child,
     function_folders,
+    queue_sources_child,
     relay_child,
     repo_root,
     url_of,
@@ -169,13 +170,16 @@ def children_for(settings: Settings, *, url: str, secret_key: str, root: Path,
                                 metrics_port=free_port())
                  for name, folder in function_folders(root).items()]
     urls = {child.name: url_of(child) for child in functions}
+    # what the reconciler's RabbitmqSources do in a cluster: consume each Queue step's queue
+    sources = queue_sources_child(urls["Queue"], env=env, log_dir=log_dir)
     if settings.amqp_url:  # through RabbitMQ, as in the cluster; dispatchers feed the functions
         broker = {**env, "STEPLINE_AMQP_URL": settings.amqp_url}
         return [*functions, relay_child(env=broker, log_dir=log_dir, metrics_port=free_port()),
-                dispatch_child(urls, env=broker, log_dir=log_dir, metrics_port=free_port())]
+                dispatch_child(urls, env=broker, log_dir=log_dir, metrics_port=free_port()),
+                sources]
     relay = relay_child(env={**env, "STEPLINE_FUNCTION_URLS": json.dumps(urls)},
                         log_dir=log_dir, metrics_port=free_port())
-    return [*functions, relay]
+    return [*functions, relay, sources]
 
 
 def platform_database(settings: Settings, data_dir: Path) -> str:

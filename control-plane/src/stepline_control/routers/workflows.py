@@ -116,7 +116,7 @@ async def block_workflow(workflow_id: uuid.UUID, session: SessionDep, _: Operato
     workflow = await accounts.set_workflow_blocked(
         session, workflow_id=workflow_id, blocked=True, reason=body.reason if body else None,
         schedules_changed=schedules_changed)
-    return workflows.summary(workflow)
+    return await workflows.summary_of(session, workflow)
 
 
 @router.post("/{workflow_id}/unblock")
@@ -125,7 +125,7 @@ async def unblock_workflow(workflow_id: uuid.UUID, session: SessionDep, _: Opera
     workflow = await accounts.set_workflow_blocked(
         session, workflow_id=workflow_id, blocked=False, reason=None,
         schedules_changed=schedules_changed)
-    return workflows.summary(workflow)
+    return await workflows.summary_of(session, workflow)
 
 
 @router.get("/{workflow_id}/diagram", response_class=PlainTextResponse,

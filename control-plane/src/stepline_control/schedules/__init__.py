@@ -1,7 +1,8 @@
-"""The schedules of ``CronJob`` steps: every ``CronJob`` step that is the entry of a
-workflow's current version ticks on its cron schedule, and each tick is the CloudEvent a
-Knative PingSource sends (:mod:`.events`) to the ``CronJob`` function, which starts the
-job. ``STEPLINE_SCHEDULER`` picks who sends the ticks:
+"""The schedules of ``CronJob`` and ``Email`` steps: every such step that is the entry of
+a workflow's current version ticks — a CronJob step on its cron schedule, an Email step
+every ``every`` seconds — and each tick is the CloudEvent a Knative PingSource sends
+(:mod:`.events`) to the step's function: the ``CronJob`` function starts the job, the
+``Email`` function polls the mailbox. ``STEPLINE_SCHEDULER`` picks who sends the ticks:
 
 - ``local`` — an in-process ticker (:mod:`.ticker`) POSTs them to the function's URL;
 - ``pingsource`` — a reconciler (:mod:`.reconciler`) keeps a PingSource per schedule;
@@ -27,7 +28,7 @@ from typing import Any, Protocol
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from stepline.settings import Settings
-from stepline_control.schedules.desired import CRON_FUNCTION, load_desired
+from stepline_control.schedules.desired import CRON_FUNCTION, TICKED, load_desired
 from stepline_control.schedules.errors import SchedulesError
 from stepline_control.schedules.options import ScheduleOptions
 
@@ -51,18 +52,20 @@ class Scheduler(Protocol):
 def build(settings: Settings, sessions: async_sessionmaker[AsyncSession], *,
           options: ScheduleOptions | None = None, **extra: Any) -> Scheduler | None:
     """The scheduler ``settings.scheduler`` names, or None when the local ticker has no
-    CronJob function to send to (``settings.function_urls`` lacks ``CronJob``). ``extra``
+    function to send to (``settings.function_urls`` names neither ``CronJob`` nor
+    ``Email``). ``extra``
     reaches the scheduler's constructor (a test's clock, or its Kubernetes client)."""
     options = options or ScheduleOptions()
     load = partial(load_desired, sessions)
     if settings.scheduler == "local":
         url = settings.function_urls.get(CRON_FUNCTION)
-        if not url:
-            log.info("no URL for the %s function: schedules do not tick", CRON_FUNCTION)
+        if not any(f in settings.function_urls for f in TICKED):
+            log.info("no URL for the %s functions: schedules do not tick", ", ".join(TICKED))
             return None
         from stepline_control.schedules.ticker import Ticker
 
-        return Ticker(load=load, url=url, options=options, **extra)
+        return Ticker(load=load, url=url, options=options, urls=settings.function_urls,
+                      **extra)
     from stepline_control.schedules.kube import KubeApi, api_client
     from stepline_control.schedules.reconciler import BACKENDS, Reconciler
 

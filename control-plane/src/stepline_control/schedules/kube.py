@@ -4,9 +4,11 @@ it). The official client is synchronous: each call runs in a worker thread throu
 become :mod:`~stepline_control.schedules.errors` here and nowhere else.
 
 The calls are exactly the verbs of ``knative/base/reconciler-verbs.json``: get, list,
-watch, create, patch and delete, on ``pingsources.sources.knative.dev`` and
-``cronjobs.batch`` of one namespace. Both go through ``CustomObjectsApi``, which speaks
-the plain REST paths of any group, so one code path serves both kinds."""
+watch, create, patch and delete, on ``pingsources.sources.knative.dev``,
+``cronjobs.batch`` and ``rabbitmqsources.sources.knative.dev`` of one namespace, through
+``CustomObjectsApi``, which speaks the plain REST paths of any group; and on the core
+``secrets`` a Queue step's RabbitmqSource reads its broker from, through ``CoreV1Api``
+(its objects made plain dicts here too)."""
 
 from __future__ import annotations
 
@@ -53,6 +55,9 @@ class Resource:
 
 PINGSOURCES = Resource("sources.knative.dev", "v1", "pingsources", "PingSource")
 CRONJOBS = Resource("batch", "v1", "cronjobs", "CronJob")
+RABBITMQSOURCES = Resource("sources.knative.dev", "v1alpha1", "rabbitmqsources",
+                           "RabbitmqSource")
+SECRETS = Resource("", "v1", "secrets", "Secret")  # the core group
 
 WatchEvent = Callable[[str, dict[str, Any]], None]
 
@@ -72,7 +77,8 @@ def api_client(host: str | None = None) -> client.ApiClient:
 
 @contextmanager
 def translated(verb: str, resource: Resource, name: str | None = None) -> Iterator[None]:
-    what = f"{verb} {resource.plural}.{resource.group}" + (f"/{name}" if name else "")
+    what = (f"{verb} {resource.plural}" + (f".{resource.group}" if resource.group else "")
+            + (f"/{name}" if name else ""))
     try:
         yield
     except client.ApiException as exc:
@@ -89,6 +95,7 @@ class KubeApi:
     def __init__(self, api: client.ApiClient, *, namespace: str) -> None:
         self._client = api
         self._objects = client.CustomObjectsApi(api)
+        self._core = client.CoreV1Api(api)
         self.namespace = namespace
 
     def close(self) -> None:
@@ -103,13 +110,31 @@ class KubeApi:
         with translated(verb, resource, name):
             return await asyncio.to_thread(call)
 
+    async def _core_call(self, verb: str, method: Callable[..., Any], *args: Any,
+                         name: str | None = None, **kwargs: Any) -> Any:
+        """A core ``secrets`` call (name first, then namespace, as CoreV1Api orders
+        them), its answer made a plain dict."""
+        call = partial(method, *args, _request_timeout=(CONNECT_TIMEOUT_S, CALL_TIMEOUT_S),
+                       **kwargs)
+        with translated(verb, SECRETS, name):
+            found = await asyncio.to_thread(call)
+        return self._client.sanitize_for_serialization(found)
+
     async def list(self, resource: Resource, *, label_selector: str) -> list[dict[str, Any]]:
-        found = await self._call("list", resource, self._objects.list_namespaced_custom_object,
-                                 label_selector=label_selector)
+        if resource is SECRETS:
+            found = await self._core_call("list", self._core.list_namespaced_secret,
+                                          self.namespace, label_selector=label_selector)
+        else:
+            found = await self._call("list", resource,
+                                     self._objects.list_namespaced_custom_object,
+                                     label_selector=label_selector)
         return list(found.get("items") or [])
 
     async def get(self, resource: Resource, name: str) -> dict[str, Any] | None:
         try:
+            if resource is SECRETS:
+                return await self._core_call("get", self._core.read_namespaced_secret, name,
+                                             self.namespace, name=name)
             return await self._call("get", resource, self._objects.get_namespaced_custom_object,
                                     name, name=name)
         except KubernetesRefused as exc:
@@ -118,17 +143,30 @@ class KubeApi:
             raise
 
     async def create(self, resource: Resource, body: dict[str, Any]) -> None:
+        name = body["metadata"]["name"]
+        if resource is SECRETS:
+            await self._core_call("create", self._core.create_namespaced_secret,
+                                  self.namespace, body, name=name)
+            return
         await self._call("create", resource, self._objects.create_namespaced_custom_object,
-                         body, name=body["metadata"]["name"])
+                         body, name=name)
 
     async def patch(self, resource: Resource, name: str, body: dict[str, Any]) -> None:
         """A JSON merge patch: lists (a pod's containers) are replaced whole."""
+        if resource is SECRETS:
+            await self._core_call("patch", self._core.patch_namespaced_secret, name,
+                                  self.namespace, body, name=name, _content_type=MERGE_PATCH)
+            return
         await self._call("patch", resource, self._objects.patch_namespaced_custom_object,
                          name, body, name=name, _content_type=MERGE_PATCH)
 
     async def delete(self, resource: Resource, name: str) -> None:
         """Gone already counts as deleted."""
         try:
+            if resource is SECRETS:
+                await self._core_call("delete", self._core.delete_namespaced_secret, name,
+                                      self.namespace, name=name)
+                return
             await self._call("delete", resource,
                              self._objects.delete_namespaced_custom_object, name, name=name,
                              propagation_policy="Background")

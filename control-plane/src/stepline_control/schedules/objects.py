@@ -67,7 +67,8 @@ def pingsource(name: str, schedule: DesiredSchedule, options: ScheduleOptions) -
             "contentType": "application/json",
             "data": tick_data(schedule.step_id, schedule.workflow_id),
             "sink": {"ref": {"apiVersion": SINK_API_VERSION, "kind": "Service",
-                             "name": options.sink_service, "namespace": options.namespace}},
+                             "name": options.sink_of(schedule.function),
+                             "namespace": options.namespace}},
         },
     }
 
@@ -79,7 +80,7 @@ def tick_command(name: str, schedule: DesiredSchedule, options: ScheduleOptions)
                                options.namespace, name, event_id="-")
     fixed = [f"{key}: {value}" for key, value in sorted(headers.items())
              if key not in ("ce-id", "ce-time")]
-    return ["/bin/sh", "-c", TICK_SCRIPT, "tick", options.cluster_function_url, body.decode(),
+    return ["/bin/sh", "-c", TICK_SCRIPT, "tick", options.url_of(schedule.function), body.decode(),
             *fixed]
 
 

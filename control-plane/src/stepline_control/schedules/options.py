@@ -1,5 +1,6 @@
-"""What the schedules need to know besides :class:`stepline.settings.Settings`: where
-the schedule objects live, what they point at, and how often to look again. Read once
+"""What the schedules (and the Queue steps' RabbitmqSources) need to know besides
+:class:`stepline.settings.Settings`: where their objects live, what they point at, and
+how often to look again. Read once
 from ``STEPLINE_SCHEDULE_*`` at the edge; every field has a working default."""
 
 from __future__ import annotations
@@ -7,9 +8,12 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from stepline.catalog import CATALOG
+
 NAMESPACE = "stepline"
 # the Knative Service of the CronJob function (knative/base/functions/cronjob.yaml)
 SINK_SERVICE = "cronjob"
+QUEUE_SINK_SERVICE = "queue"
 RESYNC_INTERVAL_S = 30.0
 REFRESH_INTERVAL_S = 5.0
 MISFIRE_GRACE_S = 60.0
@@ -38,6 +42,8 @@ class ScheduleOptions(BaseSettings):
         "cluster-local address")
     tick_image: str = TICK_IMAGE
     tick_user_id: int = TICK_USER_ID
+    # the Knative Service a Queue step's RabbitmqSource sinks into (knative/base/functions)
+    queue_sink_service: str = QUEUE_SINK_SERVICE
     # local ticker
     refresh_s: float = Field(default=REFRESH_INTERVAL_S, gt=0)
     misfire_grace_s: float = Field(default=MISFIRE_GRACE_S, ge=0)
@@ -48,3 +54,14 @@ class ScheduleOptions(BaseSettings):
     def cluster_function_url(self) -> str:
         return (self.function_url
                 or f"http://{self.sink_service}.{self.namespace}.svc.cluster.local")
+
+    def sink_of(self, function: str) -> str:
+        """The Knative Service a schedule's ticks go to: the CronJob function's is
+        ``sink_service``; another's (Email) is its folder's name."""
+        return self.sink_service if function == "CronJob" else CATALOG[function].slug
+
+    def url_of(self, function: str) -> str:
+        """What a CronJob's pod POSTs a schedule's ticks to."""
+        if function == "CronJob":
+            return self.cluster_function_url
+        return f"http://{self.sink_of(function)}.{self.namespace}.svc.cluster.local"

@@ -1,8 +1,10 @@
 """The local ticker (``STEPLINE_SCHEDULER=local``, the one-machine default): what a
 PingSource does, in this process. At each scheduled minute of each running schedule
 (croniter, 5 fields, the step's IANA time zone) it POSTs the tick's CloudEvent to the
-CronJob function; it re-reads the desired schedules every ``refresh_s`` and at once when
-poked, so created, changed, paused and deleted workflows follow.
+CronJob function, and every ``every`` seconds an Email step's to the Email function
+(which polls the mailbox; here the interval need not be whole minutes); it re-reads
+the desired schedules every ``refresh_s`` and at once when poked, so created, changed,
+paused and deleted workflows follow.
 
 Time comes from an injected :class:`Clock`, so tests move it instead of sleeping. A tick
 missed by more than ``misfire_grace_s`` (the machine slept) is skipped, as a PingSource
@@ -56,6 +58,13 @@ def next_fire(schedule: str, timezone: str, after: datetime) -> datetime:
     return croniter(schedule, local).get_next(datetime).astimezone(UTC)
 
 
+def next_of(schedule: DesiredSchedule, after: datetime) -> datetime:
+    """A schedule's next tick after ``after``: its interval's, or its cron's."""
+    if schedule.every_s is not None:
+        return after + timedelta(seconds=schedule.every_s)
+    return next_fire(schedule.schedule, schedule.timezone, after)
+
+
 @dataclass
 class Entry:
     schedule: DesiredSchedule
@@ -92,9 +101,11 @@ async def post_tick(http: httpx.AsyncClient, url: str, headers: dict[str, str], 
 
 
 class Ticker:
-    def __init__(self, *, load: LoadDesired, url: str, options: ScheduleOptions,
-                 clock: Clock | None = None) -> None:
+    def __init__(self, *, load: LoadDesired, url: str | None, options: ScheduleOptions,
+                 clock: Clock | None = None, urls: dict[str, str] | None = None) -> None:
+        """``url``: the CronJob function's; ``urls``: every ticked function's (Email)."""
         self._load, self._url, self._options = load, url, options
+        self._urls = {**(urls or {}), **({"CronJob": url} if url else {})}
         self._clock = clock or SystemClock()
         self._entries: dict[uuid.UUID, Entry] = {}
         self._wake = asyncio.Event()
@@ -113,18 +124,19 @@ class Ticker:
 
     def update(self, schedules: Iterable[DesiredSchedule], now: datetime) -> None:
         """Follow the desired schedules; a new or changed one counts from ``now``."""
-        running = {s.step_id: s for s in schedules if not s.paused}
+        running = {s.step_id: s for s in schedules
+                   if not s.paused and s.function in self._urls}
         for step_id in self._entries.keys() - running.keys():
             del self._entries[step_id]
         for step_id, schedule in running.items():
             entry = self._entries.get(step_id)
-            if entry is not None and (entry.schedule.schedule, entry.schedule.timezone) == (
-                    schedule.schedule, schedule.timezone):
+            if entry is not None and (entry.schedule.schedule, entry.schedule.timezone,
+                                      entry.schedule.every_s) == (
+                    schedule.schedule, schedule.timezone, schedule.every_s):
                 entry.schedule = schedule
                 continue
             try:
-                self._entries[step_id] = Entry(schedule, next_fire(schedule.schedule,
-                                                                   schedule.timezone, now))
+                self._entries[step_id] = Entry(schedule, next_of(schedule, now))
             except (CroniterError, ZoneInfoNotFoundError, ValueError, KeyError) as exc:
                 self._entries.pop(step_id, None)
                 log.error("step %s: bad schedule %r in %r: %s", step_id, schedule.schedule,
@@ -140,10 +152,10 @@ class Ticker:
                 continue
             if now - entry.next_at <= grace:
                 due.append((s, entry.next_at))
-                entry.next_at = next_fire(s.schedule, s.timezone, entry.next_at)
+                entry.next_at = next_of(s, entry.next_at)
             if entry.next_at <= now:  # missed ticks: skip to the next one to come
                 log.warning("step %s: ticks up to %s missed", s.step_id, now.isoformat())
-                entry.next_at = next_fire(s.schedule, s.timezone, now)
+                entry.next_at = next_of(s, now)
         return due
 
     @property
@@ -201,7 +213,7 @@ class Ticker:
         headers, body = ping_event(schedule.step_id, schedule.workflow_id, scheduled_at,
                                    self._options.namespace, name)
         log.info("tick of step %s for %s", schedule.step_id, scheduled_at.isoformat())
-        task = asyncio.create_task(post_tick(http, self._url, headers, body,
-                                             delays=self._options.retry_delays_s))
+        task = asyncio.create_task(post_tick(http, self._urls[schedule.function], headers,
+                                             body, delays=self._options.retry_delays_s))
         self._sends.add(task)
         task.add_done_callback(self._sends.discard)

@@ -1,5 +1,7 @@
 """Connections: a ``config`` that is shown and a ``secret`` that is write-only. Each
-kind says which fields go where, so a password cannot land in ``config`` by mistake.
+kind says which fields go where, so a password cannot land in ``config`` by mistake:
+``postgres`` and ``http`` for actions, ``amqp`` (Queue), ``imap`` (Email) and ``twilio``
+(Sms) for triggers.
 
 A ``postgres`` config holds exactly the libpq keys the runtime passes on
 (``stepline.conninfo``), and its host must be one network host: what can be told
@@ -12,12 +14,17 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from stepline.net import host_problem
 from stepline_control.schemas.common import Name, Strict
 
 SslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
+ImapTls = Literal["ssl", "starttls", "none"]
+Host = Annotated[str, Field(min_length=1, max_length=255)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+AMQP_PORT, AMQPS_PORT = 5672, 5671
+IMAP_PORT, IMAPS_PORT = 143, 993
 SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key"})
 
 
@@ -61,6 +68,57 @@ class HttpSecret(Strict):
     headers: dict[str, str] | None = Field(default=None, description="sent as they are")
 
 
+class AmqpConfig(Strict):
+    """A RabbitMQ broker the Queue trigger consumes from; the port follows ``tls``."""
+
+    host: Host
+    port: Port | None = Field(default=None, description="default 5672, or 5671 with tls")
+    vhost: str = Field(default="/", min_length=1, max_length=255)
+    tls: bool = False
+
+    @model_validator(mode="after")
+    def _default_port(self) -> AmqpConfig:
+        if self.port is None:
+            self.port = AMQPS_PORT if self.tls else AMQP_PORT
+        return self
+
+
+class AmqpSecret(Strict):
+    user: str = Field(min_length=1, max_length=255)
+    password: str = Field(max_length=1000)
+
+
+class ImapConfig(Strict):
+    """A mailbox server the Email trigger polls; the port follows ``tls``."""
+
+    host: Host
+    port: Port | None = Field(default=None, description="default 993 with ssl, else 143")
+    tls: ImapTls = "ssl"
+
+    @model_validator(mode="after")
+    def _default_port(self) -> ImapConfig:
+        if self.port is None:
+            self.port = IMAPS_PORT if self.tls == "ssl" else IMAP_PORT
+        return self
+
+
+class ImapSecret(Strict):
+    user: str = Field(min_length=1, max_length=255)
+    password: str = Field(max_length=1000)
+
+
+class TwilioConfig(Strict):
+    account_sid: str = Field(pattern=r"^AC[0-9a-fA-F]{32}$")
+    public_url: str | None = Field(
+        default=None, pattern=r"^https?://[^/?#]+(/[^?#]*)?$", max_length=2000,
+        description="the platform's address as Twilio was given it (behind a proxy): the "
+        "signature is checked against it; unset, against the URL the request reached")
+
+
+class TwilioSecret(Strict):
+    auth_token: str = Field(min_length=1, max_length=200)
+
+
 class PostgresConnectionCreate(Strict):
     name: Name
     kind: Literal["postgres"]
@@ -75,8 +133,30 @@ class HttpConnectionCreate(Strict):
     secret: HttpSecret | None = None
 
 
-ConnectionCreate = Annotated[PostgresConnectionCreate | HttpConnectionCreate,
-                             Field(discriminator="kind")]
+class AmqpConnectionCreate(Strict):
+    name: Name
+    kind: Literal["amqp"]
+    config: AmqpConfig
+    secret: AmqpSecret
+
+
+class ImapConnectionCreate(Strict):
+    name: Name
+    kind: Literal["imap"]
+    config: ImapConfig
+    secret: ImapSecret
+
+
+class TwilioConnectionCreate(Strict):
+    name: Name
+    kind: Literal["twilio"]
+    config: TwilioConfig
+    secret: TwilioSecret
+
+
+AnyConnectionCreate = (PostgresConnectionCreate | HttpConnectionCreate | AmqpConnectionCreate
+                       | ImapConnectionCreate | TwilioConnectionCreate)
+ConnectionCreate = Annotated[AnyConnectionCreate, Field(discriminator="kind")]
 
 
 class ConnectionPublic(BaseModel):

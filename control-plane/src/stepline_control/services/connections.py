@@ -15,11 +15,7 @@ from stepline.models import Connection
 from stepline.secrets import SecretBox
 from stepline_control.auth import Principal
 from stepline_control.pagination import paginate
-from stepline_control.schemas.connections import (
-    ConnectionPublic,
-    HttpConnectionCreate,
-    PostgresConnectionCreate,
-)
+from stepline_control.schemas.connections import AnyConnectionCreate, ConnectionPublic
 from stepline_control.services.errors import Conflict, NotFound, Unavailable
 
 log = logging.getLogger(__name__)
@@ -42,7 +38,7 @@ def _seal(secret: dict | None, key: str | None) -> bytes | None:
 
 async def create_connection(
     session: AsyncSession, *, principal: Principal,
-    body: PostgresConnectionCreate | HttpConnectionCreate, secret_key: str | None,
+    body: AnyConnectionCreate, secret_key: str | None,
 ) -> Connection:
     secret = body.secret.model_dump(exclude_none=True) if body.secret else None
     connection = Connection(account_id=principal.account_id, name=body.name, kind=body.kind,

@@ -43,6 +43,14 @@ class Malformed(ServiceError):
         super().__init__(message, "malformed")
 
 
+class NotSigned(ServiceError):
+    """A provider's call (an inbound SMS) whose signature does not hold: nothing of it
+    is started or stored."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, "bad_signature")
+
+
 class Unavailable(ServiceError):
     """Something the service needs is missing for now."""
 

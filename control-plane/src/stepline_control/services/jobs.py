@@ -15,7 +15,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, and_, func, not_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from stepline import lifecycle
+from stepline import forms, lifecycle
+from stepline.errors import Rejected
 from stepline.models import DeadLetter, Job, Process
 from stepline.models.job import PROCESS_STATUSES
 from stepline_control import logs
@@ -42,9 +43,11 @@ async def start_manual(
     async with work(session) as unit:
         try:
             started = await lifecycle.start(unit, versions, target, payload=payload,
-                                            trigger="manual")
+                                            trigger="manual", check=forms.check)
         except lifecycle.NotStartable as exc:
             raise NotFound("workflow") from exc
+        except Rejected as exc:  # the Manual step's form
+            raise Invalid(str(exc), exc.problems, code="invalid_payload") from exc
         except lifecycle.StartRefused as exc:
             raise Invalid(str(exc), [{"field": "payload", "message": str(exc)}],
                           code="invalid_payload") from exc

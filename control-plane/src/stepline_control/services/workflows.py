@@ -18,12 +18,14 @@ from stepline_control.pagination import paginate
 from stepline_control.schemas.workflows import (
     StepDetail,
     StepPublic,
+    TriggerHealthPublic,
     VersionPublic,
     WorkflowCreate,
     WorkflowPublic,
     WorkflowReplace,
     WorkflowSummary,
 )
+from stepline_control.services import triggers
 from stepline_control.services.errors import Invalid, NotFound
 from stepline_control.services.functions import visible_functions
 from stepline_control.services.services import unpublish_workflow
@@ -121,7 +123,9 @@ async def list_workflows(session: AsyncSession, *, principal: Principal,
         query = query.where(Workflow.project_id == project_id)
     rows, next_cursor = await paginate(session, query, keys=(Workflow.created_at, Workflow.id),
                                        limit=limit, cursor=cursor, descending=True)
-    return [summary(w) for w in rows], next_cursor
+    health = await triggers.of_workflows(session, account_id=principal.account_id,
+                                         workflow_ids=[w.id for w in rows])
+    return [summary(w, health.get(w.id)) for w in rows], next_cursor
 
 
 async def delete_workflow(session: AsyncSession, *, principal: Principal,
@@ -200,9 +204,14 @@ def step_public(s: Step) -> StepPublic:
                       next=s.next_key, output=s.output, retry=s.retry)
 
 
-async def get_step(session: AsyncSession, *, principal: Principal, step_id: uuid.UUID
-                   ) -> StepDetail:
-    """A step as it is in the newest version of its (live) workflow that has it."""
+HTTP_TRIGGERS = frozenset({"Webhook", "Sms"})
+
+
+async def get_step(session: AsyncSession, *, principal: Principal, step_id: uuid.UUID,
+                   base_url: str) -> StepDetail:
+    """A step as it is in the newest version of its (live) workflow that has it; a
+    trigger called over HTTP with its URL under ``base_url``, a trigger with a source of
+    its own with its health."""
     row = (await session.execute(
         select(Step, WorkflowVersion)
         .join(WorkflowVersion, WorkflowVersion.id == Step.workflow_version_id)
@@ -214,22 +223,36 @@ async def get_step(session: AsyncSession, *, principal: Principal, step_id: uuid
     if row is None:
         raise NotFound("step")
     step, version = row
+    url = (f"{base_url.rstrip('/')}/v1/hooks/{step.id}"
+           if step.function in HTTP_TRIGGERS else None)
+    health = await triggers.of_step(session, principal=principal, step_id=step.id)
     return StepDetail(**step_public(step).model_dump(), workflow_id=step.workflow_id,
-                      version=version.version, is_entry=version.entry_step_key == step.key)
+                      version=version.version, is_entry=version.entry_step_key == step.key,
+                      url=url, health=health)
 
 
-def summary(workflow: Workflow) -> WorkflowSummary:
+def summary(workflow: Workflow, trigger_health: TriggerHealthPublic | None = None
+            ) -> WorkflowSummary:
     return WorkflowSummary(
         id=workflow.id, project_id=workflow.project_id, name=workflow.name,
         description=workflow.description, automation_type=workflow.automation_type,
         version=workflow.current_version, paused=workflow.paused_at is not None,
         blocked=workflow.blocked_at is not None, blocked_reason=workflow.blocked_reason,
         created_at=workflow.created_at, updated_at=workflow.updated_at,
+        trigger_health=trigger_health,
     )
+
+
+async def summary_of(session: AsyncSession, workflow: Workflow) -> WorkflowSummary:
+    """The summary with its entry trigger's health."""
+    health = await triggers.of_workflows(session, account_id=workflow.account_id,
+                                         workflow_ids=[workflow.id])
+    return summary(workflow, health.get(workflow.id))
 
 
 async def public(session: AsyncSession, workflow: Workflow) -> WorkflowPublic:
     version = await _version(session, workflow.id, workflow.current_version)
     steps = await _steps(session, version.id)
-    return WorkflowPublic(**summary(workflow).model_dump(), entry_step=version.entry_step_key,
+    head = await summary_of(session, workflow)
+    return WorkflowPublic(**head.model_dump(), entry_step=version.entry_step_key,
                           steps=[step_public(s) for s in steps])

@@ -360,13 +360,16 @@ function ObjectFields({ schema, path, value, onChange, ctx }: {
   );
 }
 
-/** The config form of one step: every field of the function's schema. */
-export function ConfigForm({ schema, value, onChange, ctx }: {
+/** The config form of one step: every field of the function's schema. A Manual step's
+ * payload form is the same engine over its `config.form`, rooted at `payload` (the
+ * path the API's 422 details name). */
+export function ConfigForm({ schema, value, onChange, ctx, path = "config", empty = "This function has no settings." }: {
   schema: JsonSchema; value: Record<string, unknown>; onChange: (v: Record<string, unknown>) => void; ctx: FormContext;
+  path?: string; empty?: string;
 }) {
   const root = resolve(schema, schema);
   if (!root.properties || Object.keys(root.properties).length === 0) {
-    return <p class="muted small">This function has no settings.</p>;
+    return <p class="muted small">{empty}</p>;
   }
-  return <ObjectFields schema={root} path="config" value={value} onChange={(v) => onChange(v as Record<string, unknown>)} ctx={ctx} />;
+  return <ObjectFields schema={root} path={path} value={value} onChange={(v) => onChange(v as Record<string, unknown>)} ctx={ctx} />;
 }

@@ -1,6 +1,6 @@
 import { useState } from "preact/hooks";
 import { api, errorText, listAll, type Project, type Workflow, type WorkflowSummary } from "../api";
-import { Badge } from "../components/Status";
+import { Badge, TriggerBadge } from "../components/Status";
 import { ConfirmButton, ErrorNotice, Loading, PageHeader, toast, useAsync } from "../components/ui";
 import { when } from "../lib/format";
 import { allWorkflows } from "../lib/store";
@@ -76,6 +76,7 @@ function WorkflowRow({ workflow, onChanged }: { workflow: WorkflowSummary; onCha
           <span class="muted small">v{workflow.version}</span>
           {workflow.paused ? <Badge tone="warn">paused</Badge> : null}
           {workflow.blocked ? <Badge tone="danger" title={workflow.blocked_reason ?? ""}>blocked</Badge> : null}
+          <TriggerBadge health={workflow.trigger_health} />
           {workflow.description ? <span class="muted small">{workflow.description}</span> : null}
         </div>
       )}

@@ -2,11 +2,12 @@ import type { ComponentChildren } from "preact";
 import { useEffect, useLayoutEffect, useMemo, useRef, useState } from "preact/hooks";
 import {
   ApiError, api, errorText, listAll,
-  type Detail, type FunctionInfo, type Job, type Project, type RetryPolicy, type Step, type Version, type Workflow,
+  type Detail, type FunctionInfo, type Job, type JsonSchema, type Project, type RetryPolicy, type Step,
+  type TriggerHealth, type Version, type Workflow,
 } from "../api";
 import { MermaidDiagram } from "../components/Mermaid";
 import { ConfigForm, describedBy, FieldShell, fieldId, JsonInput } from "../components/SchemaForm";
-import { Badge } from "../components/Status";
+import { Badge, TriggerBadge } from "../components/Status";
 import { ErrorNotice, Loading, PageHeader, toast, useAsync } from "../components/ui";
 import { flowchart } from "../lib/diagram";
 import { diffLines, folded } from "../lib/diff";
@@ -176,9 +177,9 @@ function focusField(stepUid: string | null, field: string) {
   (holder as HTMLElement | null)?.scrollIntoView({ block: "center" });
 }
 
-function StepCard({ step, index, count, steps, functions, problems, readOnly, entry, onChange, onMove, onRemove }: {
+function StepCard({ step, index, count, steps, functions, problems, readOnly, entry, health, onChange, onMove, onRemove }: {
   step: DraftStep; index: number; count: number; steps: DraftStep[]; functions: FunctionInfo[];
-  problems: Map<string, string[]>; readOnly: boolean; entry: boolean;
+  problems: Map<string, string[]>; readOnly: boolean; entry: boolean; health?: TriggerHealth | null;
   onChange: (s: DraftStep) => void; onMove: (delta: number) => void; onRemove: () => void;
 }) {
   const prefix = `s-${step.uid}`;
@@ -210,6 +211,7 @@ function StepCard({ step, index, count, steps, functions, problems, readOnly, en
           <span class="step-number" aria-hidden="true">{index + 1}</span>
           <span class="visually-hidden">Step {index + 1}: </span>
           {step.name || step.key || "new step"} <span class="muted small">{step.function || "no function"}</span>
+          {entry ? <> <TriggerBadge health={health} /></> : null}
         </h3>
         {entry ? <Badge tone="accent" title="no step sends to it: jobs start here">entry</Badge> : null}
         {readOnly ? null : (
@@ -447,18 +449,47 @@ function VersionsTab({ workflow, readOnly, onLoad }: { workflow: Workflow; readO
   );
 }
 
+/** The entry step's form (a Manual step's `config.form`), if it has one. */
+function formOf(workflow: Workflow): JsonSchema | null {
+  const entry = workflow.steps.find((s) => s.key === workflow.entry_step);
+  const form = entry?.function === "Manual" ? entry.config?.form : null;
+  return form && typeof form === "object" ? (form as JsonSchema) : null;
+}
+
+/** The 422's details by field (`payload.email`), for the form's fields. */
+function payloadErrors(error: unknown): Map<string, string[]> {
+  const found = new Map<string, string[]>();
+  if (error instanceof ApiError) {
+    for (const d of error.problems) {
+      if (d.field) found.set(d.field, [...(found.get(d.field) ?? []), d.message]);
+    }
+  }
+  return found;
+}
+
 function RunPanel({ workflow, dirty, onClose }: { workflow: Workflow; dirty: boolean; onClose: () => void }) {
+  const form = formOf(workflow);
   const [payload, setPayload] = useState<unknown>({});
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
+  const errors = payloadErrors(error);
   return (
     <section class="card run-panel" aria-labelledby="run-title" onKeyDown={(e) => { if (e.key === "Escape") onClose(); }}>
       <h2 id="run-title">Start a job</h2>
       <p class="muted small">Runs version {workflow.version} from its entry step <code>{workflow.entry_step}</code>{dirty ? " — your unsaved changes are not part of it" : ""}.</p>
-      <div class="field">
-        <label for="run-payload">Payload (JSON)</label>
-        <JsonInput id="run-payload" value={payload} onChange={setPayload} readOnly={false} rows={6} allowEmpty={false} />
-      </div>
+      {form ? (
+        <div class="run-form" data-testid="run-form">
+          <ConfigForm schema={form} path="payload" empty="The form asks for nothing."
+            value={(payload && typeof payload === "object" ? payload : {}) as Record<string, unknown>}
+            onChange={setPayload}
+            ctx={{ root: form, idPrefix: "run", errors, readOnly: false, stepKeys: [], keyFields: new Set() }} />
+        </div>
+      ) : (
+        <div class="field">
+          <label for="run-payload">Payload (JSON)</label>
+          <JsonInput id="run-payload" value={payload} onChange={setPayload} readOnly={false} rows={6} allowEmpty={false} />
+        </div>
+      )}
       <ErrorNotice error={error} />
       <div class="row">
         <button type="button" class="primary" data-write disabled={busy || workflow.paused} onClick={async () => {
@@ -599,6 +630,7 @@ export function WorkflowEditor({ id, route }: { id: string | null; route: Route 
         title={<>{title} {saved ? <span class="muted version">v{saved.version}</span> : null}</>}
         subtitle={saved ? <>
           {saved.paused ? <Badge tone="warn">paused</Badge> : <Badge tone="ok">active</Badge>}{" "}
+          <TriggerBadge health={saved.trigger_health} />{" "}
           {saved.blocked ? <Badge tone="danger" title={saved.blocked_reason ?? ""}>blocked by an operator</Badge> : null}{" "}
           {dirty && !readOnly ? <Badge tone="warn">unsaved changes</Badge> : null}{" "}
           <a href={href("/jobs", { workflow: saved.id })}>Jobs of this workflow</a>
@@ -672,6 +704,7 @@ export function WorkflowEditor({ id, route }: { id: string | null; route: Route 
                 {draft.steps.map((s, i) => (
                   <StepCard key={s.uid} step={s} index={i} count={draft.steps.length} steps={draft.steps} functions={fns}
                     problems={stepProblems(problems, s, i)} readOnly={readOnly} entry={!referenced.has(s.key)}
+                    health={saved && s.key === saved.entry_step ? saved.trigger_health : null}
                     onChange={(changed) => {
                       let steps = draft.steps.map((old) => (old.uid === s.uid ? changed : old));
                       if (changed.key !== s.key) steps = renameKey(steps, s.key, changed.key).map((x) => (x.uid === s.uid ? { ...x, key: changed.key } : x));

@@ -27,7 +27,11 @@ and the CloudEvents Go SDK's HTTP sender it uses):
   the transport to try again answers 503, never 500.
 - **reconnect after a lost connection**: the adapter sleeps a second and consumes
   again; unacked messages come back from RabbitMQ (at-least-once delivery), which the
-  functions' inbox makes harmless.
+  functions' inbox makes harmless. A tenant's broker (a Queue step's source) is given
+  a backoff instead (``reconnect_max_s``): a wrong password is not tried every second.
+
+A :class:`Watcher` hears when the consumer is up and when it failed, and reads how many
+messages are in hand (:attr:`Dispatcher.in_hand`): a Queue step's health.
 
 Every POST is counted by status and timed, every retry and every settled message
 counted (:class:`DispatchMetrics`, served by ``stepline-dispatch --metrics-port``).
@@ -39,6 +43,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
+from typing import Protocol
 
 import aiohttp
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -68,6 +73,16 @@ class DispatchOptions:
     retries: int = RETRIES
     backoff_delay_s: float = BACKOFF_DELAY_S
     request_timeout_s: float = REQUEST_TIMEOUT_S
+    # the wait before consuming again doubles from RECONNECT_S up to this after failures
+    reconnect_max_s: float = RECONNECT_S
+
+
+class Watcher(Protocol):
+    """Told how a dispatcher's consumer is (a Queue step's health)."""
+
+    async def consuming(self, dispatcher: Dispatcher) -> None: ...
+
+    async def failed(self, dispatcher: Dispatcher, error: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -101,33 +116,48 @@ def retry_delay_s(options: DispatchOptions, retry: int) -> float:
     return options.backoff_delay_s * 2 ** retry
 
 
+def reconnect_delay_s(options: DispatchOptions, failures: int) -> float:
+    """The wait before consuming again after ``failures`` failed rounds in a row."""
+    return min(options.reconnect_max_s, RECONNECT_S * 2 ** max(failures - 1, 0))
+
+
 class Dispatcher:
     """Feeds one queue to one function URL until ``stop`` is set."""
 
     def __init__(self, *, broker: Broker, queue: str, url: str, session: aiohttp.ClientSession,
                  options: DispatchOptions | None = None, function: str | None = None,
-                 metrics: DispatchMetrics | None = None) -> None:
+                 metrics: DispatchMetrics | None = None, watcher: Watcher | None = None
+                 ) -> None:
         self.broker, self.queue, self.url, self.session = broker, queue, url, session
         self.options = options or DispatchOptions()
-        self.acked = self.rejected = 0
+        self.acked = self.rejected = self.in_hand = 0
         self.function = function or queue
         self.metrics = metrics or DispatchMetrics()
+        self.watcher = watcher
 
     async def run(self, stop: asyncio.Event) -> None:
+        failures = 0
         while not stop.is_set():
             try:
                 async with Consumer(self.broker, self.queue,
                                     prefetch=self.options.prefetch) as consumer:
                     log.info("dispatching %s to %s", self.queue, self.url)
+                    failures = 0
+                    if self.watcher is not None:
+                        await self.watcher.consuming(self)
                     await self._work(consumer, stop)
-                if not stop.is_set():
-                    log.warning("dispatcher of %s lost its channel; consuming again in %.0fs",
-                                self.queue, RECONNECT_S)
+                error = "the broker closed the channel or the connection"
             except TransportUnavailable as exc:
-                log.warning("dispatcher of %s: %s; consuming again in %.0fs",
-                            self.queue, exc, RECONNECT_S)
-            if not stop.is_set():
-                await _sleep_unless(stop, RECONNECT_S)
+                error = str(exc)
+            if stop.is_set():
+                return
+            failures += 1
+            delay = reconnect_delay_s(self.options, failures)
+            log.warning("dispatcher of %s: %s; consuming again in %.1fs", self.queue, error,
+                        delay)
+            if self.watcher is not None:
+                await self.watcher.failed(self, error)
+            await _sleep_unless(stop, delay)
 
     async def _work(self, consumer: Consumer, stop: asyncio.Event) -> None:
         workers = [asyncio.create_task(self._worker(consumer, stop))
@@ -153,6 +183,13 @@ class Dispatcher:
             await asyncio.shield(self._settle(consumer, delivery))
 
     async def _settle(self, consumer: Consumer, delivery: Delivery) -> None:
+        self.in_hand += 1  # consumed and not settled yet: unacked
+        try:
+            await self._answer(consumer, delivery)
+        finally:
+            self.in_hand -= 1
+
+    async def _answer(self, consumer: Consumer, delivery: Delivery) -> None:
         verdict = await self.handle(delivery)
         if verdict.ack:
             settled = await consumer.ack(delivery)

@@ -13,6 +13,8 @@
   cancelled), each through the inbox in one transaction.
 - :mod:`.deadletters` is the one writer of dead letters.
 - :mod:`.jobs` ends, repairs, cancels and re-delivers.
+- :mod:`.triggers` starts the job of one event of a trigger that reaches a source of its
+  own (Queue, Email, Sms), and keeps that trigger's health.
 """
 
 from stepline.lifecycle.admission import Gate, Refusal, refusal
@@ -35,12 +37,13 @@ from stepline.lifecycle.start import (
     month_processes,
     start,
 )
+from stepline.lifecycle.triggers import Health, Seen
 from stepline.lifecycle.unit import Unit, work
 from stepline.lifecycle.versions import Versions, version_from_rows
 
 __all__ = [
-    "CONFIGURED", "DeadLetter", "Delivery", "Duplicate", "Gate", "InvalidInput",
-    "NotStartable", "Outcome", "OverQuota", "Parent", "Refusal", "ServiceTarget",
+    "CONFIGURED", "DeadLetter", "Delivery", "Duplicate", "Gate", "Health", "InvalidInput",
+    "NotStartable", "Outcome", "OverQuota", "Parent", "Refusal", "Seen", "ServiceTarget",
     "ServiceUnavailable", "StartRefused", "Started", "Starter", "StepTarget", "Unit",
     "Versions", "WorkflowTarget", "admission", "cancel", "finish", "finish_stale", "keep",
     "month_processes", "redeliver", "refusal", "reset_quota", "start", "transport_gave_up",

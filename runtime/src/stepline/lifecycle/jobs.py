@@ -55,7 +55,7 @@ async def redeliver(conn: psycopg.AsyncConnection, process_id: uuid.UUID) -> boo
         workflow=WorkflowRef(id=row["workflow_id"], version=row["version"]),
         step=StepRef(id=row["step_id"], key=row["step_key"]),
         process=ProcessRef(id=row["id"], parent_id=row["parent_id"]),
-        attempt=max(row["attempt"], 1),
+        attempt=max(row["attempt"], 1), trigger=row["trigger_data"],
     )
     await execute(
         conn, "outbox_insert", rows=jsonb([outbox_row(packet, destination=row["function"])])

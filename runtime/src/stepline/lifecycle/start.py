@@ -93,10 +93,12 @@ async def start(unit: Unit, versions: Versions,
                 target: StepTarget | WorkflowTarget | ServiceTarget, *,
                 payload: Any, trigger: str, idempotency_key: str | None = None,
                 user_id: uuid.UUID | None = None, parent: Parent | None = None,
-                check: Check | None = None) -> Started | Refusal:
+                check: Check | None = None, trigger_data: dict[str, Any] | None = None
+                ) -> Started | Refusal:
     """In the unit's transaction. A refusal is recorded in it (counted in usage), so the
     caller commits the unit either way. A service call runs the version the service
-    pins, in the publisher's account, and admission is the publisher's."""
+    pins, in the publisher's account, and admission is the publisher's. ``trigger_data``
+    is the packet's ``trigger``."""
     row = await _target(unit.conn, target)
     if payload is CONFIGURED:
         payload = row["config"].get("payload", {})
@@ -109,7 +111,7 @@ async def start(unit: Unit, versions: Versions,
         return _as_told(target, row, refused)
     version = await versions.get(unit.conn, row["workflow_id"], row["version"])
     options = {"payload": payload, "trigger": trigger, "idempotency_key": idempotency_key,
-               "user_id": user_id, "parent": parent}
+               "user_id": user_id, "parent": parent, "trigger_data": trigger_data}
     try:
         started = await _insert(unit.conn, version, row, **options)
     except OverQuota as exc:
@@ -193,7 +195,8 @@ async def month_processes(conn: psycopg.AsyncConnection, account_id: uuid.UUID, 
 
 async def _insert(conn: psycopg.AsyncConnection, version: Version, row: dict[str, Any], *,
                   payload: Any, trigger: str, idempotency_key: str | None,
-                  user_id: uuid.UUID | None, parent: Parent | None) -> Started:
+                  user_id: uuid.UUID | None, parent: Parent | None,
+                  trigger_data: dict[str, Any] | None = None) -> Started:
     """The job at its entry step, in one statement. A trigger entry (Manual, CronJob,
     Webhook) is recorded as a finished process whose output is the payload, sent on by
     the step's ``output``; an action entry becomes a pending process with its message."""
@@ -204,20 +207,21 @@ async def _insert(conn: psycopg.AsyncConnection, version: Version, row: dict[str
         user=Ref(id=user_id) if user_id else None, job=Ref(id=job_id),
         workflow=WorkflowRef(id=workflow_id, version=version.number),
         step=StepRef(id=entry.id, key=entry.key), process=ProcessRef(id=uuid.uuid4()),
+        trigger=trigger_data,
     )
     entry_rows, processes, rows = _first_messages(packet, entry, version, row.get("entry_kind"))
     if row["monthly_quota"] is None:
         return await _write(conn, version, row, job_id=job_id, payload=payload,
                             trigger=trigger, idempotency_key=idempotency_key,
                             user_id=user_id, parent=parent, entry_rows=entry_rows,
-                            processes=processes, rows=rows)
+                            processes=processes, rows=rows, trigger_data=trigger_data)
     try:  # counted with the quota: both or neither (a savepoint)
         async with conn.transaction():
             await take(conn, row["account_id"], len(entry_rows) + len(processes))
             started = await _write(conn, version, row, job_id=job_id, payload=payload,
                                    trigger=trigger, idempotency_key=idempotency_key,
                                    user_id=user_id, parent=parent, entry_rows=entry_rows,
-                                   processes=processes, rows=rows)
+                                   processes=processes, rows=rows, trigger_data=trigger_data)
             if not started.created:
                 raise _Uncounted(started)
     except _Uncounted as repeat:  # an idempotent repeat makes nothing, counts nothing
@@ -234,7 +238,7 @@ async def _write(conn: psycopg.AsyncConnection, version: Version, row: dict[str,
                  job_id: uuid.UUID, payload: Any, trigger: str, idempotency_key: str | None,
                  user_id: uuid.UUID | None, parent: Parent | None,
                  entry_rows: list[dict[str, Any]], processes: list[dict[str, Any]],
-                 rows: list[dict[str, Any]]) -> Started:
+                 rows: list[dict[str, Any]], trigger_data: dict[str, Any] | None) -> Started:
     workflow_id = row["workflow_id"]
     written = await fetch_one(
         conn, "job_start", id=job_id, account_id=row["account_id"], workflow_id=workflow_id,
@@ -242,6 +246,7 @@ async def _write(conn: psycopg.AsyncConnection, version: Version, row: dict[str,
         payload=jsonb(payload), idempotency_key=idempotency_key,
         parent_process_id=parent.process_id if parent else None,
         depth=parent.depth if parent else 0, user_id=user_id, entry=jsonb(entry_rows),
+        trigger_data=jsonb(trigger_data) if trigger_data is not None else None,
         processes=jsonb(processes), rows=jsonb(rows), service_id=row.get("service_id"),
         caller_account_id=row.get("caller_account_id"), call_price=row.get("call_price"),
     )

@@ -15,6 +15,7 @@ from stepline.models.job import Job, Process
 from stepline.models.messaging import DeadLetter, InboxEntry, OutboxMessage
 from stepline.models.project import Project
 from stepline.models.service import Service
+from stepline.models.trigger import TriggerHealth
 from stepline.models.usage import QuotaUsage, UsageDaily
 from stepline.models.workflow import Step, Workflow, WorkflowVersion
 
@@ -34,6 +35,7 @@ __all__ = [
     "Service",
     "Step",
     "QuotaUsage",
+    "TriggerHealth",
     "UsageDaily",
     "Workflow",
     "WorkflowVersion",

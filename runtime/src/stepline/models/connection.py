@@ -1,4 +1,5 @@
-"""Stored connections: where a function reaches a customer's database or API."""
+"""Stored connections: where a function reaches a customer's database or API, or where a
+trigger reaches its source (a broker, a mailbox, an SMS provider's account)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,14 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from stepline.models.base import Base, Created, UuidPk
 
+CONNECTION_KINDS = ("postgres", "http", "amqp", "imap", "twilio")
+
 
 class Connection(Base):
     __tablename__ = "connections"
     __table_args__ = (
         UniqueConstraint("account_id", "name"),
-        CheckConstraint("kind IN ('postgres', 'http')", name="kind"),
+        CheckConstraint(f"kind IN {CONNECTION_KINDS}", name="kind"),
     )
 
     id: Mapped[UuidPk]

@@ -68,6 +68,8 @@ class Job(Base):
     status: Mapped[str] = mapped_column(String(20), server_default=text("'running'"))
     trigger: Mapped[str] = mapped_column(String(20))
     payload: Mapped[JsonNullable]
+    # the packet's ``trigger``: what the trigger knew of its event besides the payload
+    trigger_data: Mapped[dict[str, Any] | None]
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
     # Workflow.call: the parent's waiting process, and how deep the call chain is
     parent_process_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))

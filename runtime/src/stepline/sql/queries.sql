@@ -283,10 +283,11 @@ FROM outbox WHERE status = 'pending';
 WITH job AS (
     INSERT INTO jobs (id, account_id, workflow_id, workflow_version_id, version, trigger,
                       payload, idempotency_key, parent_process_id, depth, user_id,
-                      service_id, caller_account_id, call_price)
+                      service_id, caller_account_id, call_price, trigger_data)
     VALUES (%(id)s, %(account_id)s, %(workflow_id)s, %(workflow_version_id)s, %(version)s,
             %(trigger)s, %(payload)s, %(idempotency_key)s, %(parent_process_id)s,
-            %(depth)s, %(user_id)s, %(service_id)s, %(caller_account_id)s, %(call_price)s)
+            %(depth)s, %(user_id)s, %(service_id)s, %(caller_account_id)s, %(call_price)s,
+            %(trigger_data)s)
     ON CONFLICT (workflow_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING id, created_at),
 entry AS (
@@ -443,7 +444,7 @@ ON CONFLICT (account_id, day) DO UPDATE SET refused = usage_daily.refused + 1;
 -- name: process_packet
 -- What it takes to deliver a process again (a Workflow.call parent whose child ended).
 SELECT p.id, p.status, p.input, p.attempt, p.parent_id, p.step_id, p.step_key, p.function,
-       p.account_id, j.id AS job_id, j.workflow_id, j.version, j.user_id
+       p.account_id, j.id AS job_id, j.workflow_id, j.version, j.user_id, j.trigger_data
 FROM processes p JOIN jobs j ON j.id = p.job_id
 WHERE p.id = %(process_id)s;
 
@@ -525,3 +526,109 @@ DELETE FROM stepline.effect_ledger WHERE key IN (
     SELECT key FROM stepline.effect_ledger
     WHERE recorded_at < now() - %(older_than)s
     LIMIT %(batch)s FOR UPDATE SKIP LOCKED);
+
+-- Triggers that reach a source of their own (Queue, Email, Sms): their health, their
+-- events, and the step a poller works for. Written only by stepline.lifecycle.triggers.
+
+-- fragment: trigger_step_ids
+-- The step's workflow and account, for a health row made by its first report or event.
+SELECT s.id, s.workflow_id, w.account_id
+FROM steps s JOIN workflows w ON w.id = s.workflow_id
+WHERE s.id = %(step_id)s
+LIMIT 1
+
+-- name: trigger_report
+-- A consumer or poller says how its source is. ``failing_since`` holds across a run of
+-- failures and is cleared by the first success; ``checked_at`` is this report, which
+-- readers hold against the trigger's bound.
+INSERT INTO trigger_health AS h (step_id, workflow_id, account_id, state, error,
+                                 failing_since, checked_at, unacked)
+SELECT ids.id, ids.workflow_id, ids.account_id, %(state)s::text, %(error)s,
+       CASE WHEN %(state)s::text = 'failing' THEN now() END, now(), %(unacked)s
+FROM ({trigger_step_ids}) ids
+ON CONFLICT (step_id) DO UPDATE
+SET state = excluded.state, error = excluded.error,
+    failing_since = CASE WHEN excluded.state = 'failing'
+                         THEN coalesce(h.failing_since, now()) END,
+    checked_at = now(), unacked = excluded.unacked;
+
+-- name: trigger_event
+-- One event of a trigger, counted in the transaction that acted on it (its job's start,
+-- its dead letter, or the finding that it came before), with how far the source has
+-- been read (a poller's cursor) when that moved too.
+INSERT INTO trigger_health AS h (step_id, workflow_id, account_id, state, last_event_at,
+                                 started, duplicates, dead_letters, cursor)
+SELECT ids.id, ids.workflow_id, ids.account_id, 'connected', now(), %(started)s,
+       %(duplicates)s, %(dead_letters)s, %(cursor)s
+FROM ({trigger_step_ids}) ids
+ON CONFLICT (step_id) DO UPDATE
+SET last_event_at = now(), started = h.started + excluded.started,
+    duplicates = h.duplicates + excluded.duplicates,
+    dead_letters = h.dead_letters + excluded.dead_letters,
+    cursor = coalesce(excluded.cursor, h.cursor);
+
+-- name: trigger_cursor
+-- A poller moves its cursor past what it found nothing new in (a changed UIDVALIDITY).
+UPDATE trigger_health SET cursor = %(cursor)s WHERE step_id = %(step_id)s;
+
+-- name: trigger_step
+-- What a trigger's consumer or poller needs of its step: the current version's entry
+-- step with that id and function, its account and config, whether anything may start
+-- now, and its cursor. No row: the step is no longer its workflow's live entry.
+SELECT s.id AS step_id, s.workflow_id, w.account_id, s.config, h.cursor,
+       (w.paused_at IS NOT NULL OR w.blocked_at IS NOT NULL OR a.blocked_at IS NOT NULL)
+           AS stopped
+FROM steps s
+JOIN workflows w ON w.id = s.workflow_id AND w.deleted_at IS NULL
+JOIN workflow_versions v ON v.id = s.workflow_version_id AND v.workflow_id = w.id
+     AND v.version = w.current_version AND v.entry_step_key = s.key
+JOIN accounts a ON a.id = w.account_id
+LEFT JOIN trigger_health h ON h.step_id = s.id
+WHERE s.id = %(step_id)s AND s.function = %(function)s;
+
+-- name: trigger_health
+-- Every live trigger step of the functions asked for (the entry of its workflow's current
+-- version) with its health row if it has one, narrowed to one step, some workflows or
+-- one account when asked; ``stopped``: nothing may start (paused or blocked).
+SELECT s.id AS step_id, s.function, s.config, w.id AS workflow_id, w.account_id,
+       v.created_at AS version_created_at,
+       (w.paused_at IS NOT NULL OR w.blocked_at IS NOT NULL OR a.blocked_at IS NOT NULL)
+           AS stopped,
+       h.step_id IS NOT NULL AS reported, h.state, h.error, h.failing_since, h.checked_at,
+       h.last_event_at, h.started, h.duplicates, h.dead_letters, h.unacked
+FROM workflows w
+JOIN accounts a ON a.id = w.account_id
+JOIN workflow_versions v ON v.workflow_id = w.id AND v.version = w.current_version
+JOIN steps s ON s.workflow_version_id = v.id AND s.key = v.entry_step_key
+LEFT JOIN trigger_health h ON h.step_id = s.id
+WHERE w.deleted_at IS NULL AND s.function = ANY(%(functions)s)
+  AND (%(step_id)s::uuid IS NULL OR s.id = %(step_id)s::uuid)
+  AND (%(workflow_ids)s::uuid[] IS NULL OR w.id = ANY(%(workflow_ids)s::uuid[]))
+  AND (%(account_id)s::uuid IS NULL OR w.account_id = %(account_id)s::uuid)
+ORDER BY s.id;
+
+-- name: trigger_seen
+-- Keys of a trigger's event recorded as consumed (an Email's UIDVALIDITY + UID and its
+-- Message-ID), in the transaction that starts its job: the keys already there come back.
+WITH wanted AS (SELECT unnest(%(keys)s::text[]) AS key),
+added AS (INSERT INTO inbox (consumer, event_id)
+          SELECT %(consumer)s, key FROM wanted
+          ON CONFLICT DO NOTHING
+          RETURNING event_id)
+SELECT key FROM wanted WHERE key NOT IN (SELECT event_id FROM added);
+
+-- name: queue_sources
+-- The Queue steps that should be consumed now: the entry of a live workflow's current
+-- version, neither it nor its account paused or blocked (messages wait in the queue
+-- meanwhile), with the connection its config names (none, or another kind: a problem
+-- its health shows).
+SELECT s.id AS step_id, s.workflow_id, w.account_id, s.config, c.kind AS connection_kind,
+       c.config AS connection_config, c.secret AS connection_secret
+FROM workflows w
+JOIN accounts a ON a.id = w.account_id AND a.blocked_at IS NULL
+JOIN workflow_versions v ON v.workflow_id = w.id AND v.version = w.current_version
+JOIN steps s ON s.workflow_version_id = v.id AND s.key = v.entry_step_key
+LEFT JOIN connections c ON c.account_id = w.account_id AND c.name = s.config->>'connection'
+WHERE w.deleted_at IS NULL AND w.paused_at IS NULL AND w.blocked_at IS NULL
+  AND s.function = 'Queue'
+ORDER BY s.id;
