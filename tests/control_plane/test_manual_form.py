@@ -50,4 +50,5 @@ async def test_a_form_that_is_no_json_schema_is_a_definition_problem(database_ur
             "project_id": project, "name": "w", "steps": form_steps({"type": "nonsense"})})
     assert response.status_code == 422
     details = response.json()["error"]["details"]
-    assert any(d["step"] == "ask" and d["field"] == "config.form" for d in details), details
+    # named where in the form the schema is wrong
+    assert any(d["step"] == "ask" and d["field"] == "config.form.type" for d in details), details

@@ -14,7 +14,7 @@ from datetime import timedelta
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
-from stepline import bounded, db, lifecycle
+from stepline import bounded, lifecycle
 from stepline.settings import Settings, sqlalchemy_url
 from stepline_control import errors, schedules, sources, ui
 from stepline_control.auth import ensure_bootstrap_token
@@ -122,7 +122,6 @@ async def _background(app: FastAPI, settings: ControlSettings) -> AsyncIterator[
 
 def create_app(settings: Settings) -> FastAPI:
     settings = control_settings(settings)
-    db.use_fast_json()  # the runtime's SQL on the sessions' connections: starts, cancels
     # the definition check runs in the bounded workers: they load it before any deadline
     bounded.configure(settings.sandbox_limits)
     bounded.preload("stepline_control.validation")

@@ -30,7 +30,7 @@ from jmespath.exceptions import JMESPathError
 from jsonschema import Draft202012Validator
 from pydantic import ValidationError
 
-from stepline import bounded, forms, payload_schema, templates
+from stepline import bounded, payload_schema, templates
 from stepline.catalog import CATALOG, verbatim_fields
 from stepline.definition import StepDefinition
 from stepline.packet import deeper_than
@@ -217,19 +217,26 @@ def _check_config(step: StepDefinition, is_operator: bool) -> Iterator[Problem]:
         if isinstance(config.get("timezone"), str):
             yield from _timezone(step.key, config["timezone"])
     if step.function == "Manual" and config.get("form") is not None:
-        if (problem := forms.schema_problem(config["form"])) is not None:
-            yield Problem(step.key, "config.form", problem)
+        yield from _schema(step.key, "config.form", config["form"])
     if step.function == "Condition" and isinstance(config.get("branches"), list):
         for i, branch in enumerate(config["branches"]):
             if isinstance(branch, dict) and isinstance(branch.get("when"), str):
                 yield from _cel(step.key, f"config.branches[{i}].when", branch["when"])
     if step.function == "Webhook" and isinstance(config.get("payload_schema"), dict):
-        for field, message in payload_schema.schema_problems(config["payload_schema"],
-                                                             "config.payload_schema"):
-            yield Problem(step.key, field, message)
+        yield from _schema(step.key, "config.payload_schema", config["payload_schema"])
     if step.function == "Database.query" and not config.get("connection") and not is_operator:
         yield Problem(step.key, "config.connection",
                       "a connection is required: the platform database is for operators only")
+
+
+def _schema(key: str, field: str, schema: Any) -> Iterator[Problem]:
+    """A tenant's JSON Schema (a Webhook's payload schema, a Manual form): valid, its
+    patterns compiling on RE2."""
+    if not isinstance(schema, dict):
+        yield Problem(key, field, "a JSON Schema object is needed")
+        return
+    for where, message in payload_schema.schema_problems(schema, field):
+        yield Problem(key, where, message)
 
 
 def _jmespath(key: str, field: str, expression: str) -> Iterator[Problem]:

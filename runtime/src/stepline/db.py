@@ -86,18 +86,18 @@ def loads(data: bytes | str) -> Any:
         return json.loads(data)  # a number orjson cannot hold; anything else fails here too
 
 
-def use_fast_json() -> None:
-    """psycopg's JSON (jsonb parameters and results) through :func:`dumps` and
-    :func:`loads`, for every connection of the process."""
-    set_json_dumps(dumps)
-    set_json_loads(loads)
+async def use_fast_json(conn: psycopg.AsyncConnection) -> None:
+    """The connection's JSON (jsonb parameters and results) through :func:`dumps` and
+    :func:`loads` — the runtime's pools only: orjson writes a NaN as null, where the
+    control plane's stdlib JSON lets PostgreSQL refuse it (a 422)."""
+    set_json_dumps(dumps, conn)
+    set_json_loads(loads, conn)
 
 
 def create_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> AsyncConnectionPool:
     """A pool that is opened by the caller (``await pool.open()``) in its event loop, and
     checks a connection idle for a while before lending it, so a backend terminated
     while nobody used it is replaced instead of failing the next delivery."""
-    use_fast_json()
     return AsyncConnectionPool(
         url,
         min_size=min_size,
@@ -105,6 +105,7 @@ def create_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> AsyncConn
         open=False,
         timeout=POOL_TIMEOUT_S,
         kwargs={"row_factory": dict_row, "autocommit": True},
+        configure=use_fast_json,
         check=check_if_idle,
     )
 

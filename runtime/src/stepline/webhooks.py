@@ -57,9 +57,14 @@ def _check_depth(payload: Any) -> None:
         raise MalformedEvent(f"the payload nests deeper than {PAYLOAD_MAX_DEPTH} levels")
 
 
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def _json(raw: bytes) -> Any:
+    """JSON as RFC 8259 writes it: NaN and Infinity (which Python reads) are refused."""
     try:
-        return json.loads(raw)
+        return json.loads(raw, parse_constant=_refuse_constant)
     except RecursionError as exc:
         raise MalformedEvent("the body is nested too deeply") from exc
     except ValueError as exc:
