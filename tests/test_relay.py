@@ -39,17 +39,19 @@ class Recorder(LocalHttp):
     """A stand-in function that records the CloudEvent ids it receives, and when, and
     answers each with ``status`` (a batch event: each event it carries, in its answer)."""
 
-    def __init__(self, status: int = 200, delay_s: float = 0.0) -> None:
+    def __init__(self, status: int = 200, delay_s: float = 0.0, per_event: bool = False
+                 ) -> None:
         self.received: Counter[str] = Counter()
         self.arrived: dict[str, float] = {}
         self.status, self.delay_s, self._lock = status, delay_s, threading.Lock()
+        self.per_event = per_event
         super().__init__(self._respond)
         self.url = self.base + "/"
 
     def _respond(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Reply:
-        time.sleep(self.delay_s)
         batch = headers.get("ce-type") == BATCH_TYPE
         ids = [e["attributes"]["id"] for e in json.loads(body)] if batch else [headers["ce-id"]]
+        time.sleep(self.delay_s * (len(ids) if self.per_event else 1))
         with self._lock:
             for event_id in ids:
                 self.received[event_id] += 1
@@ -89,10 +91,20 @@ def start_relays(url: str, recorder: Recorder, n: int, tmp_path: Path, *args: st
     return [relay_child(env=env, log_dir=tmp_path, args=list(args)).start() for _ in range(n)]
 
 
+def listening(url: str) -> int:
+    """How many relays listen for the outbox's NOTIFY on this database."""
+    with psycopg.connect(url) as conn:
+        return conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                            "current_database() AND query LIKE 'LISTEN %%'").fetchone()[0]
+
+
 def test_two_relays_side_by_side_deliver_each_row_once(database_url: str, tmp_path: Path) -> None:
-    recorder = Recorder(delay_s=0.002)
-    ids = insert_rows(database_url, 1500)
+    # a batch takes its stand-in function a while per event, as real work does
+    recorder = Recorder(delay_s=0.002, per_event=True)
     relays = start_relays(database_url, recorder, 2, tmp_path, "--batch-size", "50")
+    # both relays wait for the rows' one NOTIFY: each is sure to take a share
+    eventually(lambda: listening(database_url) == 2, 30, "both relays listening")
+    ids = insert_rows(database_url, 1500)
     try:
         eventually(lambda: outbox_status(database_url)["sent"] == 1500, 60, "all rows sent")
     finally:

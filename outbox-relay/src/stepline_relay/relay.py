@@ -44,6 +44,10 @@ log = logging.getLogger(__name__)
 
 NOTIFY_CHANNEL = "stepline_outbox"
 BATCH_SIZE = 256
+# what one batch holds and one row may carry (compressed, as stored): a few huge rows
+# must not fill the relay's memory, nor one row too large to publish stop its pump
+BATCH_MAX_BYTES = 32 * 1024 * 1024
+ROW_MAX_BYTES = 64 * 1024 * 1024
 PUMPS = 4
 LEASE_S = 120.0
 POLL_INTERVAL_S = 5.0
@@ -64,6 +68,8 @@ class RelayOptions:
     lease_s: float = LEASE_S
     poll_interval_s: float = POLL_INTERVAL_S
     max_attempts: int = MAX_ATTEMPTS
+    batch_max_bytes: int = BATCH_MAX_BYTES
+    row_max_bytes: int = ROW_MAX_BYTES
 
 
 # The relay's own writes (claims, and rows marked sent, retried or dead) commit without
@@ -164,14 +170,19 @@ class Relay:
         if not rows:
             return 0
         self.claimed += len(rows)
+        too_large = [Dead(row, f"{row.size} bytes of data: more than a message may carry "
+                               f"({self.options.row_max_bytes})")
+                     for row in rows if row.data is None]
+        rows = [row for row in rows if row.data is not None]
         try:
-            results = await self.transport.deliver(rows)
+            results = await self.transport.deliver(rows) if rows else []
         except TransportUnavailable as exc:
-            await self._record_persistently([Retry(row, str(exc)) for row in rows], conn)
+            await self._record_persistently(
+                [*too_large, *(Retry(row, str(exc)) for row in rows)], conn)
             raise
         self.publish_seconds.observe(time.monotonic() - started)
-        await self._record_persistently(results, conn)
-        return len(rows)
+        await self._record_persistently([*too_large, *results], conn)
+        return len(rows) + len(too_large)
 
     async def _claim(self, conn: psycopg.AsyncConnection) -> list[Row]:
         """A leased batch. Each row's data stays the JSON text PostgreSQL sent: the relay
@@ -180,7 +191,8 @@ class Relay:
             cur.adapters.register_loader("jsonb", JsonTextLoader)
             await cur.execute(q("outbox_claim"), {
                 "lease_s": self.options.lease_s, "relay": self.name,
-                "limit": self.options.batch_size,
+                "limit": self.options.batch_size, "max_bytes": self.options.batch_max_bytes,
+                "row_max": self.options.row_max_bytes,
                 "full": sorted(await self.transport.full_destinations())})
             found = await cur.fetchall()
         return [Row(**{**row, "attributes": json.loads(row["attributes"])}) for row in found]
@@ -231,7 +243,8 @@ class Relay:
             await execute(conn, "outbox_mark_dead", id=row.id, error=result.error)
             await transport_gave_up(unit, consumer=row.destination, event_id=row.event_id,
                                     attributes=row.attributes, data=data, reason=result.error,
-                                    origin="relay")
+                                    origin="relay", process_id=row.process_id,
+                                    job_id=row.job_id)
 
     async def _pump(self, stop: asyncio.Event) -> None:
         async for attempt in retrying("relay pump", DatabaseUnavailable, TransportUnavailable,

@@ -28,6 +28,7 @@ class Row:
     job_id: Any
     process_id: Any
     endpoint: str | None = None
+    size: int = 0  # bytes of data as stored; a row too large to carry comes without it
 
     @property
     def url(self) -> str | None:

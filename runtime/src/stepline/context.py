@@ -100,9 +100,9 @@ class Context(Generic[ConfigT]):
         return self.runtime.settings.allowed_networks
 
     def log(self, message: str, level: str = "info", **fields: Any) -> None:
-        self.logs.append(
-            {"at": datetime.now(UTC).isoformat(), "level": level, "message": message, **fields}
-        )
+        # a NUL character cannot be stored: a log line quoting one must not fail the step
+        self.logs.append({"at": datetime.now(UTC).isoformat(), "level": level,
+                          "message": message.replace("\x00", "\ufffd"), **fields})
 
     async def connection(self, name: str, *, kind: str | None = None) -> StoredConnection:
         """The account's connection ``name`` with its secret opened; a permanent error if

@@ -32,6 +32,10 @@ class Unauthorized(PermanentError):
     """A call that did not prove it may do what it asks."""
 
 
+class TooLarge(PermanentError):
+    """A request body past the documented limit: refused before it is read whole."""
+
+
 class Rejected(PermanentError):
     """Input that breaks a rule the user set (a Webhook's payload schema); ``problems``
     names each field."""

@@ -29,6 +29,7 @@ from stepline.errors import (
     PermanentError,
     Rejected,
     TemporaryError,
+    TooLarge,
     Unauthorized,
 )
 from stepline.lifecycle import Outcome
@@ -41,6 +42,7 @@ log = logging.getLogger(__name__)
 
 POOL_MAX_SIZE = 20
 RETRY_AFTER_S = 1
+BODY_MAX_BYTES = 1024 * 1024  # a Webhook call's, as the control plane's default limit
 
 
 def http_status(outcome: Outcome | BaseException) -> int:
@@ -53,6 +55,8 @@ def http_status(outcome: Outcome | BaseException) -> int:
         return 400
     if isinstance(outcome, Unauthorized):
         return 401
+    if isinstance(outcome, TooLarge):
+        return 413
     if isinstance(outcome, DatabaseUnavailable | TemporaryError):
         return 503
     if isinstance(outcome, PermanentError):
@@ -177,11 +181,16 @@ def error_body(exc: BaseException) -> dict[str, Any]:
     return {"error": error}
 
 
-async def read_body(receive: Any) -> bytes:
-    chunks, more = [], True
+async def read_body(receive: Any, limit: int = BODY_MAX_BYTES) -> bytes:
+    """A raw HTTP function's request body (a Webhook call's): at most ``limit`` bytes."""
+    chunks, more, size = [], True, 0
     while more:
         message = await receive()
-        chunks.append(message.get("body", b""))
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge(f"the request body is larger than {limit} bytes")
+        chunks.append(chunk)
         more = message.get("more_body", False)
     return b"".join(chunks)
 

@@ -15,6 +15,9 @@ from stepline.definition import Step, Version
 from stepline.errors import PermanentError
 from stepline.packet import Packet, ProcessRef, event_attributes
 
+# documented in docs/operations.md (Limits): what one step may send on
+FAN_OUT_MAX = 100_000
+
 
 @dataclass(frozen=True)
 class Route:
@@ -47,6 +50,9 @@ def plan(step: Step, result: Any, version: Version) -> tuple[Any, list[Message]]
                 f"step {step.key!r} has output 'multiple' but its result is "
                 f"{type(output).__name__}, not an array"
             )
+        if len(output) > FAN_OUT_MAX:
+            raise PermanentError(f"step {step.key!r} fans out {len(output)} items: at most "
+                                 f"{FAN_OUT_MAX} go out of one step")
         return output, [Message(target, item) for item in output]
     return output, [Message(target, output)]
 

@@ -82,6 +82,10 @@ class Credentials:
         return urljoin(self.base_url, url) if self.base_url else url
 
 
+# what a step may read of one response (documented in docs/operations.md, Limits)
+RESPONSE_MAX_BYTES = 16 * 1024 * 1024
+
+
 class Outbound:
     """One pooled client per function server."""
 
@@ -143,10 +147,25 @@ class Outbound:
         raise PermanentError(f"more than {MAX_REDIRECTS} redirects")
 
     async def _send(self, method, url, target, headers, extensions, kwargs) -> httpx.Response:
+        """The response, its body read to at most :data:`RESPONSE_MAX_BYTES`: an API
+        that answers with more fails the step, it cannot fill the function's memory."""
         try:
-            return await self.client.request(
-                method, target, headers=headers, extensions=extensions, **kwargs
-            )
+            request = self.client.build_request(method, target, headers=headers,
+                                                extensions=extensions, **kwargs)
+            response = await self.client.send(request, stream=True)
+            try:
+                body = bytearray()
+                async for chunk in response.aiter_bytes():  # decoded: a zip bomb counts
+                    body += chunk
+                    if len(body) > RESPONSE_MAX_BYTES:
+                        raise PermanentError(f"{method} {url} answered with more than "
+                                             f"{RESPONSE_MAX_BYTES} bytes")
+            finally:
+                await response.aclose()
+            kept = [(k, v) for k, v in response.headers.multi_items()
+                    if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")]
+            return httpx.Response(response.status_code, headers=kept, content=bytes(body),
+                                  request=request)
         except httpx.TimeoutException as exc:
             raise TemporaryError(f"{method} {url} timed out") from exc
         except httpx.TransportError as exc:

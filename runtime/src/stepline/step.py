@@ -26,7 +26,7 @@ from pydantic import BaseModel, ValidationError
 
 from stepline import lifecycle, templates
 from stepline.context import ChildJob, Context, Handler, RawHttp, StoredConnection, Trigger, Waiting
-from stepline.db import connection, fetch_all, fetch_one
+from stepline.db import connection, dumps, fetch_all, fetch_one
 from stepline.definition import Step, Version
 from stepline.errors import DatabaseUnavailable, MalformedEvent, PermanentError, TemporaryError
 from stepline.lifecycle import Delivery, Duplicate, Outcome, outcomes
@@ -40,6 +40,7 @@ from stepline.triggering import TriggerCapabilities
 
 log = logging.getLogger(__name__)
 
+OUTPUT_MAX_BYTES = 8 * 1024 * 1024
 CONNECTION_CACHE_S = 5.0
 CONNECTION_CACHE_SIZE = 256
 MAX_CALL_DEPTH = 5  # Workflow.call nests at most this deep: a workflow cannot call itself for ever
@@ -123,12 +124,16 @@ class StepRuntime(TriggerCapabilities):
                 ctx.log(result.reason)
                 return await self.outcomes.wait(delivery, logs=ctx.logs)
             output, messages = plan(step, result, version)
+            check_size(output)
             outcome, _ = await self.outcomes.succeed(delivery, begun, output=output,
                                                      messages=messages, version=version,
                                                      logs=ctx.logs)
             return outcome
         except DatabaseUnavailable:
             raise
+        except psycopg.DataError as exc:  # a value jsonb cannot hold: a NUL in a text, say
+            return await self._fail(ctx, delivery, error(
+                "unstorable", f"the step's output cannot be stored: {exc}", packet))
         except TemporaryError as exc:
             return await self._temporary(ctx, delivery, exc)
         except PermanentError as exc:
@@ -168,6 +173,7 @@ class StepRuntime(TriggerCapabilities):
                 ctx.transaction = conn
                 result = await self.handler.run(ctx)
                 output, messages = plan(ctx.step, result, version)
+                check_size(output)
                 if messages:
                     await take(conn, ctx.packet.account.id, len(messages))
                 await outcomes.succeed_within(unit, delivery, output=output, messages=messages,
@@ -277,6 +283,15 @@ class StepRuntime(TriggerCapabilities):
             raise PermanentError(f"calls nest deeper than {MAX_CALL_DEPTH}: refused")
         run = call["started_at"].isoformat() if call["started_at"] else "first"
         return lifecycle.Parent(packet.process.id, depth), run
+
+def check_size(output: Any) -> None:
+    """A step's output (and so the messages it sends on) is at most
+    :data:`OUTPUT_MAX_BYTES` of JSON (documented in docs/operations.md, Limits)."""
+    size = len(dumps(output))
+    if size > OUTPUT_MAX_BYTES:
+        raise PermanentError(f"the step's output is {size} bytes of JSON: at most "
+                             f"{OUTPUT_MAX_BYTES} are kept and sent on")
+
 
 def error(kind: str, message: str, packet: Packet) -> dict[str, Any]:
     return {"type": kind, "message": message, "attempt": packet.attempt}

@@ -62,17 +62,19 @@ async def keep(conn: psycopg.AsyncConnection, letter: DeadLetter) -> None:
 
 async def transport_gave_up(unit: Unit, *, consumer: str, event_id: str | None,
                             attributes: dict[str, Any], data: Any, reason: str,
-                            origin: str) -> None:
+                            origin: str, process_id: uuid.UUID | None = None,
+                            job_id: uuid.UUID | None = None) -> None:
     """A message the transport gave up on (the relay on one machine, the broker's
     dead-letter queue in a cluster): kept, and its process failed in the same
-    transaction, so its job ends instead of waiting for ever."""
+    transaction, so its job ends instead of waiting for ever. The process is the one the
+    packet names, or (a row too large to read) the one its outbox row names."""
     packet = data if isinstance(data, dict) else {}
     letter = DeadLetter(
         consumer=consumer, event_id=event_id, reason=reason, origin=origin,
         headers={k: str(v) for k, v in attributes.items()},
-        body=data if isinstance(data, str) else json.dumps(data),
-        account_id=_ref(packet, "account"), job_id=_ref(packet, "job"),
-        process_id=_ref(packet, "process"),
+        body=data if isinstance(data, str) or data is None else json.dumps(data),
+        account_id=_ref(packet, "account"), job_id=_ref(packet, "job") or job_id,
+        process_id=_ref(packet, "process") or process_id,
     )
     await keep(unit.conn, letter)
     if letter.process_id is None:

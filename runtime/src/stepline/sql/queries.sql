@@ -191,7 +191,8 @@ WHERE account_id = %(account_id)s AND name = %(name)s;
 -- account with pending rows (found by a skip scan of ix_outbox_fair, one probe each)
 -- gets an equal share of the batch, its oldest due rows first, so one account's
 -- fan-out of a million items cannot hold another's next step behind it. Rows of a
--- destination the transport reports full (its queue's backlog) wait where they are.
+-- destination the transport reports full (its queue's backlog) wait where they are. A
+-- batch holds at most max_bytes of data, and a row over row_max comes without its data.
 WITH RECURSIVE lanes AS (
     (SELECT account_id FROM outbox WHERE status = 'pending' AND account_id IS NOT NULL
      ORDER BY account_id LIMIT 1)
@@ -204,10 +205,10 @@ share AS (
     SELECT greatest(1, ceil(%(limit)s::float8 / greatest(count(*), 1)))::int AS n
     FROM lanes WHERE account_id IS NOT NULL),
 fair AS (
-    SELECT lanes.account_id AS lane, picked.id, picked.not_before
+    SELECT lanes.account_id AS lane, picked.id, picked.not_before, picked.size
     FROM lanes CROSS JOIN share
     CROSS JOIN LATERAL (
-        SELECT o.id, o.not_before
+        SELECT o.id, o.not_before, pg_column_size(o.data) AS size
         FROM outbox o
         WHERE o.status = 'pending' AND o.account_id = lanes.account_id
           AND o.not_before <= now()
@@ -219,7 +220,7 @@ fair AS (
     WHERE lanes.account_id IS NOT NULL),
 unnamed AS (
     -- rows written before outbox rows named their account: one more lane
-    SELECT NULL::uuid AS lane, o.id, o.not_before FROM outbox o
+    SELECT NULL::uuid AS lane, o.id, o.not_before, pg_column_size(o.data) AS size FROM outbox o
     WHERE o.status = 'pending' AND o.account_id IS NULL AND o.not_before <= now()
       AND (o.claimed_until IS NULL OR o.claimed_until < now())
       AND o.destination <> ALL(%(full)s::text[])
@@ -227,18 +228,25 @@ unnamed AS (
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED),
 due AS (SELECT * FROM fair UNION ALL SELECT * FROM unnamed),
+ranked AS (
+    SELECT id, not_before, size,
+           row_number() OVER (PARTITION BY lane ORDER BY not_before, id) AS rank
+    FROM due),
 batch AS (
-    SELECT id FROM (SELECT id, not_before,
-                           row_number() OVER (PARTITION BY lane ORDER BY not_before, id) AS rank
-                    FROM due) ranked
-    ORDER BY rank, not_before, id LIMIT %(limit)s)
+    -- no more than max_bytes of data a batch (its first row whatever its size)
+    SELECT id FROM (SELECT id, rank, not_before,
+                           sum(size) OVER (ORDER BY rank, not_before, id) - size AS before
+                    FROM ranked ORDER BY rank, not_before, id LIMIT %(limit)s) sized
+    WHERE before < %(max_bytes)s)
 UPDATE outbox o
 SET claimed_until = now() + make_interval(secs => %(lease_s)s),
     claimed_by = %(relay)s, attempts = o.attempts + 1
 FROM batch
 WHERE o.id = batch.id
-RETURNING o.id, o.event_id, o.destination, o.attributes, o.data, o.attempts, o.job_id,
-          o.process_id,
+RETURNING o.id, o.event_id, o.destination, o.attributes,
+          -- a row too large to carry is told by its size, not loaded
+          CASE WHEN pg_column_size(o.data) <= %(row_max)s THEN o.data END AS data,
+          pg_column_size(o.data) AS size, o.attempts, o.job_id, o.process_id,
           -- where a function registered from outside, or a service, is served
           (SELECT f.endpoint FROM functions f WHERE f.name = o.destination) AS endpoint;
 
