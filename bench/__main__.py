@@ -26,7 +26,7 @@ import psycopg
 from alembic import command
 from alembic.config import Config
 
-from bench import accounting, e2e, goals, raw
+from bench import accounting, e2e, goals, ledger, raw
 from bench.relay import (
     DISPATCHED,
     FUNCTION,
@@ -236,6 +236,12 @@ def main() -> None:
         print_peers(latest_peers())
         figures["end_to_end"] = {"goals": [asdict(g) for g in rows],
                                  "details": platform_results}
+    if os.environ.get("STEPLINE_BENCH_LEDGER", "1") != "0":
+        print("\nThe effect ledger's cost (Database.query on a customer's PostgreSQL):",
+              flush=True)
+        figures["ledger"] = ledger.measure(ADMIN_URL)
+        for label, value in ledger.rows(figures["ledger"]):
+            print(f"  {label:<50}{value}")
     context["load_after"] = load_average()
     context["seconds"] = round(time.perf_counter() - started, 1)
     print(f"  load average {context['load_before']} before, {context['load_after']} after")
