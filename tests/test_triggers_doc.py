@@ -66,7 +66,8 @@ def test_every_command_of_the_triggers_page_works_as_the_text_says(
     steps = blocks(PAGE.read_text())
     workdir = tmp_path / "reader"
     workdir.mkdir()
-    platform = Platform(tmp_path / "data")
+    # as the page starts it: the local broker and mailbox allowed to tenants' connections
+    platform = Platform(tmp_path / "data", STEPLINE_HTTP_ALLOW_CIDRS="127.0.0.1/32")
     try:
         platform.wait_ready()
         env = {k: v for k, v in os.environ.items() if not k.startswith("STEPLINE_")}

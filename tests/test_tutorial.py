@@ -100,9 +100,10 @@ def test_the_tutorial_is_well_formed() -> None:
 class Platform:
     """`stepline-control run`, as `make run` runs it, its output read on a thread."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, **settings: str) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("STEPLINE_")}
         env["STEPLINE_DATA_DIR"] = str(data_dir)
+        env |= settings  # what the page's own start command sets
         self.port = free_port()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "stepline_control.cli", "run", "--port", str(self.port)],

@@ -249,7 +249,15 @@ async def wait_for_job_end(platform: BrokerPlatform, job_id: str,
     def ended() -> bool:
         platform.check_running()
         return platform.value("SELECT status FROM jobs WHERE id = %s", job_id) != "running"
+
+    def marked() -> bool:
+        return not platform.value("SELECT count(*) FROM outbox WHERE job_id = %s "
+                                  "AND status = 'pending'", job_id)
     await until(ended, f"the end of job {job_id}", timeout_s, interval_s=0.1)
+    # the relay marks a row sent once RabbitMQ confirmed it, which can come after the
+    # consumer acted on the message and the job ended: wait for those marks too
+    await until(marked, f"every message of job {job_id} marked sent", timeout_s,
+                interval_s=0.1)
     return platform.value("SELECT status FROM jobs WHERE id = %s", job_id)
 
 
