@@ -13,7 +13,6 @@ from stepline.sdk import (
     CATALOG,
     Context,
     FunctionHost,
-    PermanentError,
     ServiceCallConfig,
     Waiting,
 )
@@ -34,12 +33,10 @@ class ServiceCall:
             payload = ctx.payload if ctx.config.input is None else ctx.config.input
             started = await ctx.start_service(service, payload)
             return Waiting(f"called {service} (job {started.job_id} of its publisher)")
-        if child.status == "running":
-            return Waiting(f"the call to {service} is still running")
-        if child.status != "succeeded":
-            raise PermanentError(f"the call to {service} ended {child.status}")
-        ctx.log(f"{service} answered with {len(child.outputs)} result(s)")
-        return child.outputs[0] if len(child.outputs) == 1 else child.outputs
+        result = child.result(f"the call to {service}")
+        if child.status == "succeeded":
+            ctx.log(f"{service} answered with {len(child.outputs)} result(s)")
+        return result
 
 
 def new() -> FunctionHost:

@@ -34,12 +34,10 @@ class WorkflowCall:
             payload = ctx.payload if ctx.config.payload is None else ctx.config.payload
             started = await ctx.start_child(workflow_id, payload)
             return Waiting(f"started child job {started.job_id}")
-        if child.status == "running":
-            return Waiting(f"child job {child.id} still running")
-        if child.status != "succeeded":
-            raise PermanentError(f"child job {child.id} ended {child.status}")
-        ctx.log(f"child job {child.id} succeeded with {len(child.outputs)} result(s)")
-        return child.outputs[0] if len(child.outputs) == 1 else child.outputs
+        result = child.result(f"child job {child.id}")
+        if child.status == "succeeded":
+            ctx.log(f"child job {child.id} succeeded with {len(child.outputs)} result(s)")
+        return result
 
 
 def new() -> FunctionHost:

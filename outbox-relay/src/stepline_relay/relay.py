@@ -16,6 +16,7 @@ import logging
 import os
 import socket
 import time
+import uuid
 from dataclasses import dataclass
 
 import psycopg
@@ -192,7 +193,7 @@ class Relay:
             await cur.execute(q("outbox_claim"), {
                 "lease_s": self.options.lease_s, "relay": self.name,
                 "limit": self.options.batch_size, "max_bytes": self.options.batch_max_bytes,
-                "row_max": self.options.row_max_bytes,
+                "row_max": self.options.row_max_bytes, "start": uuid.uuid4(),
                 "full": sorted(await self.transport.full_destinations())})
             found = await cur.fetchall()
         return [Row(**{**row, "attributes": json.loads(row["attributes"])}) for row in found]

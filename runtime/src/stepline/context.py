@@ -17,6 +17,7 @@ from cloudevents.core.base import BaseCloudEvent
 
 from stepline.catalog import FunctionSpec
 from stepline.definition import Step
+from stepline.errors import PermanentError
 from stepline.lifecycle import Refusal, Seen, Started, StepTarget, WorkflowTarget
 from stepline.lifecycle.triggers import State
 from stepline.packet import Packet
@@ -49,6 +50,16 @@ class ChildJob:
     id: uuid.UUID
     status: str
     outputs: list[Any]  # the outputs of its last steps, once it succeeded
+
+    def result(self, what: str) -> Any:
+        """What the waiting step makes of it (``what`` names it in messages): still
+        :class:`Waiting` while it runs, a permanent error if it ended otherwise than
+        succeeded, else its result — its one output, or the array of them when several."""
+        if self.status == "running":
+            return Waiting(f"{what} is still running")
+        if self.status != "succeeded":
+            raise PermanentError(f"{what} ended {self.status}")
+        return self.outputs[0] if len(self.outputs) == 1 else self.outputs
 
 
 class Capabilities(Protocol):

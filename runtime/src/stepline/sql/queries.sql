@@ -185,22 +185,48 @@ ORDER BY s.position;
 SELECT kind, config, secret FROM connections
 WHERE account_id = %(account_id)s AND name = %(name)s;
 
+-- fragment: claimable
+-- (an outbox row's own columns) it may be claimed now: due, held by no live lease, for a
+-- destination the transport can take more for
+AND not_before <= now() AND (claimed_until IS NULL OR claimed_until < now())
+AND destination <> ALL(%(full)s::text[])
+
 -- name: outbox_claim
 -- A batch of due rows for this relay, leased so that several relays share the work
--- and a crashed relay's rows come back when the lease runs out — taken fairly: every
--- account with pending rows (found by a skip scan of ix_outbox_fair, one probe each)
--- gets an equal share of the batch, its oldest due rows first, so one account's
--- fan-out of a million items cannot hold another's next step behind it. Rows of a
+-- and a crashed relay's rows come back when the lease runs out — taken fairly: the
+-- accounts with pending rows (found by a skip scan of ix_outbox_fair, one probe each,
+-- at most a batch of them from a point the relay picks at random, so that with more
+-- accounts than a batch holds none waits behind the others) each get an equal share of
+-- the batch, its oldest due rows first: one account's fan-out of a million items cannot
+-- hold another's next step behind it. Rows of a
 -- destination the transport reports full (its queue's backlog) wait where they are. A
 -- batch holds at most max_bytes of data, and a row over row_max comes without its data.
-WITH RECURSIVE lanes AS (
-    (SELECT account_id FROM outbox WHERE status = 'pending' AND account_id IS NOT NULL
+WITH RECURSIVE after_start AS (
+    -- the accounts after a point the relay picks at random, at most one batch of them
+    (SELECT account_id, 1 AS n FROM outbox
+     WHERE status = 'pending' AND account_id > %(start)s::uuid {claimable}
      ORDER BY account_id LIMIT 1)
     UNION ALL
     SELECT (SELECT o.account_id FROM outbox o
-            WHERE o.status = 'pending' AND o.account_id > lanes.account_id
-            ORDER BY o.account_id LIMIT 1)
-    FROM lanes WHERE lanes.account_id IS NOT NULL),
+            WHERE o.status = 'pending' AND o.account_id > a.account_id {claimable}
+            ORDER BY o.account_id LIMIT 1), a.n + 1
+    FROM after_start a WHERE a.account_id IS NOT NULL AND a.n < %(limit)s),
+from_first AS (
+    -- and, round the end, those from the first on
+    (SELECT account_id, 1 AS n FROM outbox
+     WHERE status = 'pending' AND account_id IS NOT NULL AND account_id <= %(start)s::uuid
+       {claimable}
+     ORDER BY account_id LIMIT 1)
+    UNION ALL
+    SELECT (SELECT o.account_id FROM outbox o
+            WHERE o.status = 'pending' AND o.account_id > f.account_id
+              AND o.account_id <= %(start)s::uuid {claimable}
+            ORDER BY o.account_id LIMIT 1), f.n + 1
+    FROM from_first f WHERE f.account_id IS NOT NULL AND f.n < %(limit)s),
+lanes AS (
+    SELECT account_id FROM (SELECT account_id, 0 AS round, n FROM after_start
+                            UNION ALL SELECT account_id, 1, n FROM from_first) found
+    WHERE account_id IS NOT NULL ORDER BY round, n LIMIT %(limit)s),
 share AS (
     SELECT greatest(1, ceil(%(limit)s::float8 / greatest(count(*), 1)))::int AS n
     FROM lanes WHERE account_id IS NOT NULL),
