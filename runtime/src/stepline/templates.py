@@ -30,6 +30,7 @@ from functools import lru_cache
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, nodes
+from jinja2.compiler import CodeGenerator
 from jinja2.parser import Parser
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
@@ -82,9 +83,19 @@ class TemplateError(ValueError):
         self.path = path
 
 
+class _NoFolding(CodeGenerator):
+    """Jinja's compiler evaluates every constant child of an output (`x {{ 'x'|center(10**9)
+    }}`) while compiling, whatever ``optimized`` says: that would run a tenant's expression
+    unbounded inside the control plane's validation. Nothing is evaluated before a run."""
+
+    def _output_child_to_const(self, node: Any, frame: Any, finalize: Any) -> str:
+        raise nodes.Impossible()
+
+
 class _Environment(ImmutableSandboxedEnvironment):
     """The sandbox, with the operators that can build huge values checked first."""
 
+    code_generator_class = _NoFolding
     intercepted_binops = frozenset({"*", "**", "%"})
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
