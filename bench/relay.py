@@ -68,7 +68,10 @@ async def start_relay(database_url: str, amqp_url: str, prefix: str, options: Re
     pool = create_pool(soft_commit_conninfo(database_url), max_size=options.pumps + 2)
     await pool.open()
     transport = RabbitmqTransport(broker=Broker(amqp_url, name="bench relay"),
-                                  functions=(FUNCTION,), queue_type="classic", prefix=prefix)
+                                  functions=(FUNCTION,), queue_type="classic", prefix=prefix,
+                                  # nothing consumes while the relay drains, as in the raw
+                                  # publish it is compared with: no backlog cap
+                                  backlog_max=None)
     await transport.ready()
     relay = Relay(database_url=database_url, pool=pool, transport=transport, options=options)
     stop = asyncio.Event()

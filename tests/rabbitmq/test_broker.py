@@ -14,7 +14,17 @@ import pytest
 
 from stepline.db import create_pool
 from stepline.packet import EVENT_TYPE
-from stepline_relay.amqp import Broker, Consumer, Delivery, Publisher, declare, delete
+from stepline_relay import rabbitmq as rabbitmq_module
+from stepline_relay import relay as relay_module
+from stepline_relay.amqp import (
+    Broker,
+    Consumer,
+    Delivery,
+    Publisher,
+    backlogs,
+    declare,
+    delete,
+)
 from stepline_relay.dead_letter_queue import DeadLetterRecorder
 from stepline_relay.mapping import AmqpMessage, to_amqp
 from stepline_relay.onemachine.dispatcher import (
@@ -24,7 +34,7 @@ from stepline_relay.onemachine.dispatcher import (
     retry_delay_s,
 )
 from stepline_relay.rabbitmq import RabbitmqTransport
-from stepline_relay.relay import Relay, RelayOptions
+from stepline_relay.relay import NOTIFY_CHANNEL, Relay, RelayOptions
 from stepline_relay.topology import Topology
 from stepline_relay.transport import TransportUnavailable
 
@@ -235,6 +245,61 @@ async def test_the_relay_publishes_rows_and_buries_a_row_that_is_no_cloudevent(
     assert reason[0] == "relay" and "job_id" in reason[1]
     async with Consumer(broker, topology.queue("Transform"), prefetch=1) as consumer:
         await consumer.ack(await next_delivery(consumer))
+
+
+async def test_a_full_queue_holds_rows_in_the_outbox_without_spinning_the_relay(
+    broker: Broker, topology: Topology, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a queue at its backlog cap takes no more: its rows wait in the outbox (where the fair
+    # claim orders them), and the pumps, finding them due but unclaimable, wait for a
+    # while instead of claiming again at once (they once spun at 100% of a core each)
+    monkeypatch.setattr(relay_module, "BLOCKED_WAIT_S", 30.0)
+    monkeypatch.setattr(rabbitmq_module, "BACKLOG_TTL_S", 0.0)  # every claim looks
+    ids = {(await insert_outbox_row(database_url, *event())) for _ in range(40)}
+    transport = RabbitmqTransport(broker=broker, functions=FUNCTIONS, queue_type="classic",
+                                  prefix=topology.prefix, backlog_max=5)
+    pool = create_pool(database_url)
+    await pool.open()
+    relay = Relay(database_url=database_url, pool=pool, transport=transport,
+                  options=RelayOptions(pumps=2, batch_size=4))
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    queue = topology.queue("Transform")
+
+    def pending() -> int:
+        with psycopg.connect(database_url) as conn:
+            return conn.execute("SELECT count(*) FROM outbox WHERE status = 'pending'"
+                                ).fetchone()[0]
+
+    try:
+        for _ in range(500):
+            if (await backlogs(broker, [queue]))[queue] >= 5:
+                break
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.5)  # the pumps find the queue full and go to sleep
+        claims = relay.claims
+        await asyncio.sleep(1.0)
+        assert relay.claims - claims <= 2  # at most one more claim a pump, not hundreds
+        held = pending()
+        # the queue got at most what the two pumps claimed while it held less than 5
+        assert held >= 40 - 4 - 2 * 4
+        assert (await backlogs(broker, [queue]))[queue] == 40 - held
+        # consumed, the queue takes the rest: each row once
+        monkeypatch.setattr(relay_module, "BLOCKED_WAIT_S", 0.05)
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute(f"NOTIFY {NOTIFY_CHANNEL}")
+        seen = []
+        async with Consumer(broker, queue, prefetch=10) as consumer:
+            while len(seen) < 40:
+                delivery = await next_delivery(consumer)
+                seen.append(delivery.message.message_id)
+                await consumer.ack(delivery)
+        assert len(set(seen)) == 40 and pending() == 0
+    finally:
+        stop.set()
+        await task
+        await pool.close()
+    assert len(ids) == 40
 
 
 async def test_a_broker_out_of_reach_claims_nothing(database_url: str) -> None:

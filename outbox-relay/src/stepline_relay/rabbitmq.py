@@ -47,8 +47,10 @@ BACKLOG_TTL_S = 0.05  # how long a look at the queues' depths holds, for every p
 
 class RabbitmqTransport:
     def __init__(self, *, broker: Broker, functions: tuple[str, ...], queue_type: str = "auto",
-                 prefix: str = "", declare: bool = True) -> None:
+                 prefix: str = "", declare: bool = True,
+                 backlog_max: int | None = QUEUE_DEPTH_MAX) -> None:
         self.broker = broker
+        self.backlog_max = backlog_max  # None: no queue is ever full (a bench's drain)
         self._functions, self._queue_type, self._prefix = functions, queue_type, prefix
         self.declares = declare
         exchange = Topology(functions=functions, prefix=prefix).steps_exchange
@@ -90,15 +92,16 @@ class RabbitmqTransport:
         self._declared_for, self._unroutable_seen = connection, unroutable
 
     async def full_destinations(self) -> set[str]:
-        """The functions whose queue holds :data:`QUEUE_DEPTH_MAX` ready messages or more,
-        looked at once per :data:`BACKLOG_TTL_S` whichever pump asks."""
+        """The functions whose queue holds ``backlog_max`` (:data:`QUEUE_DEPTH_MAX`) ready
+        messages or more, looked at once per :data:`BACKLOG_TTL_S` whichever pump asks."""
         async with self._looking:
             at, full = self._full
-            if time.monotonic() - at < BACKLOG_TTL_S or self.topology is None:
+            if (time.monotonic() - at < BACKLOG_TTL_S or self.topology is None
+                    or self.backlog_max is None):
                 return full
             queues = {self.topology.queue(name): name for name in self._functions}
             depths = await backlogs(self.broker, list(queues))
-            full = {queues[q] for q, depth in depths.items() if depth >= QUEUE_DEPTH_MAX}
+            full = {queues[q] for q, depth in depths.items() if depth >= self.backlog_max}
             self._full = (time.monotonic(), full)
             return full
 

@@ -52,6 +52,9 @@ ROW_MAX_BYTES = 64 * 1024 * 1024
 PUMPS = 4
 LEASE_S = 120.0
 POLL_INTERVAL_S = 5.0
+# rows are due but the last claim could take none of them (their queue is full, or
+# another relay's claim holds them): look again after this, or at the next NOTIFY
+BLOCKED_WAIT_S = 0.05
 RETRY_BASE_S = 0.5
 RETRY_MAX_S = 30.0
 MAX_ATTEMPTS = 20
@@ -142,6 +145,7 @@ class Relay:
         self._wake = Wakeups()
         self._tasks: list[asyncio.Task] = []
         self.claimed = self.delivered = self.retried = self.buried = 0
+        self.claims = 0  # claim statements run, rows or none
         # exported by stepline_relay.health, with the counts above
         self.publish_seconds = Histogram(
             "stepline_relay_publish_duration_seconds",
@@ -188,6 +192,7 @@ class Relay:
     async def _claim(self, conn: psycopg.AsyncConnection) -> list[Row]:
         """A leased batch. Each row's data stays the JSON text PostgreSQL sent: the relay
         only passes it on, so parsing and writing it again would be wasted work."""
+        self.claims += 1
         async with conn.cursor(row_factory=dict_row) as cur:
             cur.adapters.register_loader("jsonb", JsonTextLoader)
             await cur.execute(q("outbox_claim"), {
@@ -261,7 +266,7 @@ class Relay:
                         if claimed == self.options.batch_size:
                             self._wake.post()  # more may be due: another pump joins in
                             continue
-                        await self._sleep(conn)
+                        await self._sleep(conn, claimed=claimed)
 
     def healthy(self, *, stale_after_s: float) -> str | None:
         """Why the relay is not working, or None: every task runs and a pump heard from
@@ -272,11 +277,15 @@ class Relay:
             return f"no database round trip in the last {stale_after_s:.0f}s"
         return None
 
-    async def _sleep(self, conn: psycopg.AsyncConnection) -> None:
+    async def _sleep(self, conn: psycopg.AsyncConnection, *, claimed: int) -> None:
         row = await fetch_one(conn, "outbox_next_due")
         self.last_round_trip = time.monotonic()
         due = row and next(iter(row.values()))
         timeout = self.options.poll_interval_s if due is None else max(float(due), 0.0)
+        if timeout == 0 and not claimed:
+            # due, yet the claim took nothing: claiming again at once would spin every
+            # pump on the same rows (a full queue stays full for longer than a claim)
+            timeout = BLOCKED_WAIT_S
         timeout = min(timeout, self.options.poll_interval_s)
         if timeout > 0:
             await self._wake.wait(timeout)
