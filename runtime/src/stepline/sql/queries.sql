@@ -14,22 +14,32 @@ d AS (SELECT * FROM jsonb_to_recordset(%(deliveries)s)
       AS d(i int, consumer text, event_id text, process_id uuid, account_id uuid,
            attempt int)),
 state AS (
-    SELECT d.i, d.process_id, d.attempt,
-           EXISTS (SELECT 1 FROM inbox
-                   WHERE consumer = d.consumer AND event_id = d.event_id) AS seen,
+    SELECT d.i, d.process_id, d.attempt, i.seen IS NOT NULL AS seen,
            p.status, p.account_id, p.account_id IS NOT DISTINCT FROM d.account_id AS ours,
            j.status AS job_status, a.monthly_quota,
            a.blocked_at IS NOT NULL AS account_blocked, a.blocked_reason AS account_blocked_reason,
            w.blocked_at IS NOT NULL AS workflow_blocked, w.blocked_reason AS workflow_blocked_reason
-    FROM d LEFT JOIN processes p ON p.id = d.process_id
-    LEFT JOIN jobs j ON j.id = p.job_id
-    LEFT JOIN accounts a ON a.id = p.account_id
-    LEFT JOIN workflows w ON w.id = j.workflow_id),
+    -- each a look-up by key (LIMIT 1 keeps the planner from joining whole tables: it
+    -- takes jsonb_to_recordset for 100 rows, and at a few thousand processes it hashed
+    -- the whole table for every batch of three deliveries)
+    FROM d LEFT JOIN LATERAL (SELECT true AS seen FROM inbox
+                              WHERE consumer = d.consumer AND event_id = d.event_id
+                              LIMIT 1) i ON true
+    LEFT JOIN LATERAL (SELECT status, account_id, job_id FROM processes
+                              WHERE id = d.process_id LIMIT 1) p ON true
+    LEFT JOIN LATERAL (SELECT status, workflow_id FROM jobs WHERE id = p.job_id LIMIT 1) j ON true
+    LEFT JOIN LATERAL (SELECT monthly_quota, blocked_at, blocked_reason FROM accounts
+                       WHERE id = p.account_id LIMIT 1) a ON true
+    LEFT JOIN LATERAL (SELECT blocked_at, blocked_reason FROM workflows
+                       WHERE id = j.workflow_id LIMIT 1) w ON true),
 began AS (
     UPDATE processes p
     SET status = 'running', attempt = s.attempt, started_at = coalesce(p.started_at, now())
     FROM soft, state s
-    WHERE p.id = s.process_id AND p.status IN ('pending', 'running') AND soft.done IS NOT NULL
+    -- not yet ended, said so that the planner goes by the key, not by the partial index
+    -- of outstanding processes (a scan of all of them in a fan-out)
+    WHERE p.id = s.process_id AND p.status NOT IN ('succeeded', 'failed', 'cancelled')
+      AND soft.done IS NOT NULL
       AND NOT s.seen AND s.ours AND s.job_status <> 'cancelled'
       AND NOT s.account_blocked AND NOT s.workflow_blocked
     RETURNING p.id)
@@ -73,7 +83,8 @@ done AS (
     SET status = 'succeeded', output = d.output, logs = coalesce(p.logs, '[]'::jsonb) || d.logs,
         error = NULL, finished_at = now()
     FROM d JOIN counted c ON c.consumer = d.consumer AND c.event_id = d.event_id
-    WHERE p.id = d.process_id AND p.status IN ('pending', 'running')
+    -- not yet ended, said so that the planner goes by the key (as in deliveries_begin)
+    WHERE p.id = d.process_id AND p.status NOT IN ('succeeded', 'failed', 'cancelled')
     RETURNING p.id),
 next_processes AS (
     {new_processes}
