@@ -30,11 +30,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from stepline.settings import Settings
 from stepline_control.schedules.desired import CRON_FUNCTION, TICKED, load_desired
 from stepline_control.schedules.errors import SchedulesError
+from stepline_control.schedules.kept import Kept
 from stepline_control.schedules.options import ScheduleOptions
 
 log = logging.getLogger(__name__)
 
 TASK_NAME = "stepline-schedules"
+_KEPT = Kept("schedules", TASK_NAME)
 
 __all__ = ["ScheduleOptions", "Scheduler", "SchedulesError", "build", "poke", "start", "stop"]
 
@@ -80,33 +82,14 @@ def start(state: Any, settings: Settings, *, options: ScheduleOptions | None = N
     """Builds the scheduler over ``state.sessions`` and runs it as a task; both are kept
     on ``state`` (``state.schedules``, ``state.schedules_task``) for :func:`poke` and
     :func:`stop`."""
-    scheduler = build(settings, state.sessions, options=options, **extra)
-    state.schedules = scheduler
-    state.schedules_task = None
-    if scheduler is not None:
-        state.schedules_task = asyncio.create_task(scheduler.run(), name=TASK_NAME)
-        log.info("schedules started (%s)", settings.scheduler)
-    return state.schedules_task
+    return _KEPT.start(state, build(settings, state.sessions, options=options, **extra),
+                       started=f"schedules started ({settings.scheduler})")
 
 
 def poke(state: Any) -> None:
     """Make the schedules follow the database now (after a workflow or account change)."""
-    scheduler = getattr(state, "schedules", None)
-    if scheduler is not None:
-        scheduler.poke()
+    _KEPT.poke(state)
 
 
 async def stop(state: Any) -> None:
-    task = getattr(state, "schedules_task", None)
-    if task is not None:
-        task.cancel()
-        try:
-            await task
-        except asyncio.CancelledError:
-            pass
-        except Exception:
-            log.exception("the schedules task had failed")
-    scheduler = getattr(state, "schedules", None)
-    if scheduler is not None:
-        await scheduler.aclose()
-    state.schedules = state.schedules_task = None
+    await _KEPT.stop(state)

@@ -16,7 +16,6 @@ and poked with them after a workflow or an account changes."""
 from __future__ import annotations
 
 import asyncio
-import logging
 import uuid
 from typing import Any
 
@@ -26,12 +25,12 @@ from stepline.lifecycle import triggers
 from stepline.queue_sources import QueueSource, queue_sources
 from stepline.secrets import SecretBox
 from stepline.settings import Settings
+from stepline_control.schedules.kept import Kept
 from stepline_control.schedules.options import ScheduleOptions
 from stepline_control.sessions import driver_connection
 
-log = logging.getLogger(__name__)
-
 TASK_NAME = "stepline-queue-sources"
+_KEPT = Kept("queue_sources", TASK_NAME)
 
 
 def loader(sessions: async_sessionmaker[AsyncSession], key: str | None):
@@ -65,32 +64,13 @@ def build(settings: Settings, sessions: async_sessionmaker[AsyncSession], *,
 
 
 def start(state: Any, settings: Settings, **extra: Any) -> asyncio.Task[None] | None:
-    reconciler = build(settings, state.sessions, **extra)
-    state.queue_sources = reconciler
-    state.queue_sources_task = None
-    if reconciler is not None:
-        state.queue_sources_task = asyncio.create_task(reconciler.run(), name=TASK_NAME)
-        log.info("queue sources reconciled in the cluster")
-    return state.queue_sources_task
+    return _KEPT.start(state, build(settings, state.sessions, **extra),
+                       started="queue sources reconciled in the cluster")
 
 
 def poke(state: Any) -> None:
-    reconciler = getattr(state, "queue_sources", None)
-    if reconciler is not None:
-        reconciler.poke()
+    _KEPT.poke(state)
 
 
 async def stop(state: Any) -> None:
-    task = getattr(state, "queue_sources_task", None)
-    if task is not None:
-        task.cancel()
-        try:
-            await task
-        except asyncio.CancelledError:
-            pass
-        except Exception:
-            log.exception("the queue sources task had failed")
-    reconciler = getattr(state, "queue_sources", None)
-    if reconciler is not None:
-        await reconciler.aclose()
-    state.queue_sources = state.queue_sources_task = None
+    await _KEPT.stop(state)
