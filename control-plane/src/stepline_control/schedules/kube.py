@@ -13,6 +13,7 @@ watch, create, patch and delete, on ``pingsources.sources.knative.dev``,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Callable, Iterator
@@ -192,10 +193,17 @@ class KubeApi:
                 try:
                     await asyncio.to_thread(read_events, response, deliver)
                 finally:
-                    # a cancelled watch leaves its thread blocked in a read: this unblocks it
-                    response.shutdown()
+                    # a cancelled watch leaves its thread blocked in a read: this unblocks it.
+                    # A stream that has just ended was released already, and shutdown()
+                    # raises: raised here, that error replaced a cancellation, and the
+                    # loop watched on for ever while the reconciler waited for it to stop
+                    with contextlib.suppress(Exception):
+                        response.shutdown()
                     response.release_conn()
             except Exception as exc:  # the periodic passes go on without the watch meanwhile
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise asyncio.CancelledError from exc
                 log.warning("watching %s failed, retrying: %s", resource.plural, exc)
             # an ended stream is reopened, never in a tight loop
             await asyncio.sleep(WATCH_RECONNECT_S)
