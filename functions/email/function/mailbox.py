@@ -38,6 +38,7 @@ UIDVALIDITY = re.compile(rb"\[UIDVALIDITY (\d+)\]")
 FETCH_SIZE = re.compile(rb"RFC822\.SIZE (\d+)")
 
 TlsMode = Literal["ssl", "starttls", "none"]
+CLOSE_WAIT_S = 1.0
 T = TypeVar("T")
 
 
@@ -267,7 +268,13 @@ class Mailbox:
         if logged_in and not self.lost.done():
             with suppress(MailboxUnreachable, PermanentError):
                 await self.call("LOGOUT", self.client.logout())
+        connected = self.client.protocol.transport is not None
         self.client.abort()
+        if connected:
+            # the socket is closed only when the transport's connection_lost runs, a loop
+            # iteration later: wait for it (briefly), so that no socket outlives the session
+            with suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self.lost), CLOSE_WAIT_S)
 
 
 @asynccontextmanager
